@@ -1,0 +1,29 @@
+"""Helpers every workflow configuration shares: JSON form and reproducible seeding."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import keras
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config (nested ones too) as plain JSON-ready values; paths become strings."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend so a run can be repeated."""
+    keras.utils.set_random_seed(seed)

@@ -1,0 +1,57 @@
+"""Augmentation layers: the classic set, each part switchable, active only in training."""
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.data.augment import AugmentConfig, build_augmentation
+from pipeline.errors import PipelineError
+
+
+def _images(seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+
+
+def test_classic_set_is_on_by_default_and_each_part_can_be_turned_off():
+    names = [type(layer).__name__ for layer in build_augmentation(AugmentConfig()).layers]
+    assert names == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear",
+                     "RandomZoom"]
+    fewer = build_augmentation(AugmentConfig(rotation=0, shear=0, horizontal_flip=False))
+    assert [type(layer).__name__ for layer in fewer.layers] == ["RandomTranslation", "RandomZoom"]
+    nothing = AugmentConfig(0, 0, 0, 0, 0, False)
+    assert build_augmentation(nothing) is None
+
+
+def test_augmentation_changes_images_in_training_only():
+    layer = build_augmentation(AugmentConfig(), seed=1)
+    images = _images()
+    assert not np.allclose(np.asarray(layer(images, training=True)), images)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+
+
+def test_pca_color_needs_the_training_set_components():
+    with pytest.raises(ValueError, match="principal components"):
+        build_augmentation(AugmentConfig(pca_color=0.1))
+    pca = (np.array([300.0, 20.0, 5.0]), np.eye(3))
+    model = build_augmentation(AugmentConfig(pca_color=0.1), pca)
+    assert type(model.layers[-1]).__name__ == "PCAColorAugmentation"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("rotation", -1.0, "--rotation"), ("zoom", -0.1, "--zoom"), ("rotation", 400.0, "degrees"),
+     ("fill_mode", "mirror", "--fill-mode")],
+)
+def test_bad_settings_are_named(field, value, message):
+    config = AugmentConfig(**{field: value})
+    with pytest.raises(PipelineError, match=message):
+        build_augmentation(config)
+
+
+def test_augmentation_runs_inside_a_compiled_model():
+    inputs = keras.Input((32, 32, 3))
+    x = build_augmentation(AugmentConfig(pca_color=0.1), (np.ones(3), np.eye(3)), seed=0)(inputs)
+    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    model.fit(_images(), np.zeros((4, 1)), epochs=1, verbose=0)

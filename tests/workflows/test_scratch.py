@@ -1,0 +1,88 @@
+"""Training from scratch leaves a complete run: config, history, checkpoints, metrics, curves."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.data.augment import AugmentConfig
+from pipeline.data.dataset import load_split
+from pipeline.errors import PipelineError
+from pipeline.models.classifier import compile_classifier
+from pipeline.models.scratch import build_scratch_convnet
+from pipeline.runs import Run
+from pipeline.workflows.scratch import ScratchConfig, train_scratch
+from pipeline.workflows.training import fit_into_run
+
+
+@pytest.fixture(scope="module")
+def scratch_run(synthetic_dataset, tmp_path_factory):
+    config = ScratchConfig(
+        data_dir=synthetic_dataset, models_dir=tmp_path_factory.mktemp("models"), image_size=48,
+        batch_size=8, epochs=2, augment=True, augmentation=AugmentConfig(pca_color=0.1),
+        dropout=0.5, learning_rate=1e-3,
+    )
+    return train_scratch(config, verbose=0)
+
+
+def test_run_has_every_artefact(scratch_run):
+    names = {p.name for p in scratch_run.path.iterdir()}
+    assert {"config.json", "history.json", "history.csv", "best.keras", "final.keras",
+            "metrics.json", "curves.png"} <= names
+    config = scratch_run.read_config()
+    assert config["kind"] == "scratch" and config["status"] == "completed"
+    assert config["config"]["augment"] is True
+    assert config["config"]["augmentation"]["rotation"] == 40
+    assert config["class_names"] == ["cat", "dog"] and config["epochs_run"] == 2
+    history = scratch_run.read_history()
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 2 for values in history.values())
+    assert len(scratch_run.file("history.csv").read_text().splitlines()) == 3
+
+
+def test_validation_metrics_are_those_of_the_best_checkpoint(scratch_run, synthetic_dataset):
+    best = keras.models.load_model(scratch_run.file("best.keras"), safe_mode=True)
+    validation = load_split(synthetic_dataset, "validation", 48, 8)
+    expected = best.evaluate(validation.dataset, verbose=0, return_dict=True)
+    stored = json.loads(scratch_run.file("metrics.json").read_text())["validation"]
+    assert stored["accuracy"] == pytest.approx(expected["accuracy"])
+    assert min(scratch_run.read_history()["val_loss"]) == pytest.approx(stored["loss"], rel=1e-4)
+
+
+def test_saved_model_keeps_augmentation_inactive_at_inference(scratch_run):
+    model = keras.models.load_model(scratch_run.file("final.keras"), safe_mode=True)
+    assert model.get_layer("augmentation") is not None
+    images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    first, second = model.predict(images, verbose=0), model.predict(images, verbose=0)
+    np.testing.assert_array_equal(first, second)
+
+
+class _StopAtEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_what_was_saved(synthetic_dataset, tmp_path):
+    train = load_split(synthetic_dataset, "train", 48, 8)
+    validation = load_split(synthetic_dataset, "validation", 48, 8)
+    model = compile_classifier(build_scratch_convnet(48, 2), 2, "rmsprop", 1e-4)
+    run = Run.create(tmp_path, "scratch")
+    run.write_config("scratch", {})
+    outcome = fit_into_run(model, run, train.dataset, validation.dataset, epochs=5,
+                           callbacks=[_StopAtEpoch()], verbose=0)
+    assert outcome.interrupted and outcome.epochs_run == 2
+    assert run.read_config()["status"] == "interrupted"
+    assert len(run.read_history()["loss"]) == 2
+    assert run.file("final.keras").is_file() and run.file("best.keras").is_file()
+
+
+def test_bad_options_are_clear_errors(synthetic_dataset, tmp_path):
+    with pytest.raises(PipelineError, match="--epochs"):
+        train_scratch(ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path, epochs=0))
+    with pytest.raises(PipelineError, match="--image-size 40"):
+        train_scratch(ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path, image_size=40))
+    with pytest.raises(PipelineError, match="data prepare"):
+        train_scratch(ScratchConfig(data_dir=tmp_path / "none", models_dir=tmp_path))
+    assert not any(tmp_path.glob("scratch-*")), "no run folder is left behind by a bad option"
