@@ -1,0 +1,186 @@
+"""Evaluate a run's saved model on one split: numbers, a confusion matrix, the worst mistakes.
+
+Writes to ``models/<run>/evaluation-<split>/`` (``evaluation-<split>-final`` for the final
+model)::
+
+    metrics.json            loss, accuracy, per-class precision/recall/F1, ROC AUC (2 classes),
+                            and the most confidently wrong files with their probabilities
+    confusion_matrix.json   counts, rows = true class, columns = predicted class
+    confusion_matrix.png    the same as a picture
+    most_wrong.png          contact sheet of the most confidently wrong images
+
+Predictions are made batch by batch on the same input pipeline as training, so the
+numbers equal ``model.evaluate``'s (without regularisation terms, which are not part of
+how well the model predicts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from pipeline import atomic
+from pipeline.data.dataset import label_mode, load_split
+from pipeline.errors import PipelineError
+from pipeline.evaluation.confusion_plot import plot_confusion_matrix
+from pipeline.evaluation.contact_sheet import write_contact_sheet
+from pipeline.evaluation.metrics import (
+    class_probabilities,
+    classification_report,
+    most_confidently_wrong,
+    predicted_classes,
+)
+from pipeline.evaluation.saved_model import RunModel, load_run_model
+from pipeline.models.classifier import loss_for
+
+METRICS_FILE = "metrics.json"
+CONFUSION_JSON = "confusion_matrix.json"
+CONFUSION_PNG = "confusion_matrix.png"
+MOST_WRONG_PNG = "most_wrong.png"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate_run`` measured and where it wrote it."""
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    files: tuple[Path, ...]
+
+
+def evaluate_run(
+    run_path: str | Path,
+    split: str = "test",
+    *,
+    which: str = "best",
+    top_wrong: int = 16,
+    out_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    batch_size: int = 32,
+) -> Evaluation:
+    """Evaluate the run's ``best`` (or ``final``) model on ``split`` of its dataset.
+
+    ``data_dir`` overrides the dataset recorded in the run (e.g. after moving it).
+    """
+    loaded = load_run_model(run_path, which)
+    data_dir = Path(data_dir) if data_dir is not None else loaded.data_dir
+    if data_dir is None:
+        raise PipelineError(f"{loaded.run.path}: the run does not record its dataset; pass --data")
+    if not data_dir.is_dir():
+        raise PipelineError(f"{data_dir}: the run's dataset is not there; pass --data DIR")
+    data = load_split(data_dir, split, loaded.image_size, batch_size, cache=False)
+    if data.class_names != loaded.class_names:
+        raise PipelineError(
+            f"{data_dir}: classes {list(data.class_names)} differ from the run's "
+            f"{list(loaded.class_names)}; evaluate on the dataset the run was trained on"
+        )
+
+    labels, outputs = predict_split(loaded.model, data.dataset)
+    files = split_file_paths(data_dir / split, loaded.class_names, loaded.image_size)
+    check_files_match_labels(files, labels, loaded.class_names)
+
+    probabilities = class_probabilities(outputs)
+    report = classification_report(labels, probabilities, loaded.class_names)
+    wrong = most_confidently_wrong(labels, probabilities, top_wrong)
+    metrics = {
+        "run": loaded.run.name,
+        "model": loaded.model_path.name,
+        "split": split,
+        "count": len(labels),
+        "loss": mean_loss(labels, outputs, loaded.num_classes),
+        **report,
+        "most_wrong": [_wrong_entry(i, files, labels, probabilities, loaded) for i in wrong],
+    }
+
+    suffix = "" if loaded.model_path.name.startswith("best") else f"-{loaded.model_path.stem}"
+    out = Path(out_dir) if out_dir is not None else loaded.run.file(f"evaluation-{split}{suffix}")
+    written = _write_outputs(out, metrics, loaded.class_names, split)
+    return Evaluation(out_dir=out, metrics=metrics, files=written)
+
+
+def predict_split(model: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices (N,) and raw model outputs (N, 1 or C), batch by batch in dataset order."""
+    labels, outputs = [], []
+    for images, batch_labels in dataset:
+        outputs.append(np.asarray(model(images, training=False), dtype=np.float64))
+        labels.append(np.asarray(batch_labels).reshape(-1))
+    if not labels:
+        raise PipelineError("the split is empty; nothing to evaluate")
+    return np.concatenate(labels).astype(int), np.concatenate(outputs)
+
+
+def split_file_paths(split_dir: Path, class_names: tuple[str, ...], image_size: int) -> list[Path]:
+    """The split's image files in the order ``load_split`` yields them (indexes, no decoding)."""
+    index = keras.utils.image_dataset_from_directory(
+        split_dir,
+        labels="inferred",
+        label_mode=label_mode(len(class_names)),
+        class_names=list(class_names),
+        batch_size=None,
+        image_size=(image_size, image_size),
+        shuffle=False,
+        verbose=False,
+    )
+    return [Path(p) for p in index.file_paths]
+
+
+def check_files_match_labels(
+    files: list[Path], labels: np.ndarray, class_names: tuple[str, ...]
+) -> None:
+    """Each file sits in the folder of its label: proof predictions and file names line up."""
+    folders = [path.parent.name for path in files]
+    expected = [class_names[i] for i in labels]
+    if folders != expected:
+        raise RuntimeError("dataset order and file listing disagree; cannot name the images")
+
+
+def mean_loss(labels: np.ndarray, outputs: np.ndarray, num_classes: int) -> float:
+    """The training loss (binary or sparse categorical cross-entropy), averaged over samples."""
+    loss = keras.losses.get(loss_for(num_classes))
+    targets = labels.reshape(-1, 1).astype("float32") if num_classes == 2 else labels
+    values = loss(keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(outputs))
+    return float(np.mean(keras.ops.convert_to_numpy(values)))
+
+
+def _wrong_entry(
+    index: int, files: list[Path], labels: np.ndarray, probabilities: np.ndarray, loaded: RunModel
+) -> dict[str, Any]:
+    predicted = int(predicted_classes(probabilities[index : index + 1])[0])
+    return {
+        "file": str(files[index]),
+        "true": loaded.class_names[labels[index]],
+        "predicted": loaded.class_names[predicted],
+        "probability": float(probabilities[index, predicted]),
+    }
+
+
+def _write_outputs(
+    out: Path, metrics: dict[str, Any], class_names: tuple[str, ...], split: str
+) -> tuple[Path, ...]:
+    out.mkdir(parents=True, exist_ok=True)
+    matrix = metrics["confusion_matrix"]
+    atomic.write_json(out / METRICS_FILE, metrics)
+    atomic.write_json(
+        out / CONFUSION_JSON,
+        {"classes": list(class_names), "rows": "true class", "columns": "predicted class",
+         "matrix": matrix},
+    )
+    title = f"{metrics['run']} ({metrics['model']}), {split}: accuracy {metrics['accuracy']:.3f}"
+    plot_confusion_matrix(np.asarray(matrix), class_names, out / CONFUSION_PNG, title)
+    sheet = [
+        (Path(entry["file"]),
+         f"{Path(entry['file']).name}\ntrue {entry['true']}, "
+         f"predicted {entry['predicted']} ({entry['probability']:.2f})")
+        for entry in metrics["most_wrong"]
+    ]
+    write_contact_sheet(
+        sheet, out / MOST_WRONG_PNG,
+        title=f"Most confidently wrong, {split} ({len(sheet)} shown)",
+        empty_text="no misclassified images",
+    )
+    return tuple(out / name for name in (METRICS_FILE, CONFUSION_JSON, CONFUSION_PNG,
+                                         MOST_WRONG_PNG))

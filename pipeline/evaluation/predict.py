@@ -1,0 +1,112 @@
+"""Predict the class of image files with a run's saved model.
+
+Folders are walked (sorted, image extensions only). A file that cannot be read becomes a
+row with an error and the others are still predicted: one bad photo never stops a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.image_file import load_image_array
+from pipeline.errors import PipelineError
+from pipeline.evaluation.metrics import class_probabilities, predicted_classes
+from pipeline.evaluation.saved_model import RunModel, load_run_model
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One input file: its predicted class and that class's probability, or why it failed."""
+
+    path: Path
+    label: str | None = None
+    probability: float | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "class": self.label, "probability": self.probability,
+                "error": self.error}
+
+
+def image_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
+    """Each input file, or the images found in each folder (sorted), with an error if missing.
+
+    A file named explicitly is tried whatever its extension; inside folders only image
+    extensions count, so stray ``.txt`` or ``.DS_Store`` files are not reported as failures.
+    """
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                yield path, "folder holds no images"
+            for file in found:
+                yield file, None
+        elif path.is_file():
+            yield path, None
+        else:
+            yield path, "no such file or folder"
+
+
+def predict_paths(
+    run_path: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    which: str = "best",
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """Predict every image in ``inputs`` (files or folders) with the run's model, in input order."""
+    if batch_size < 1:
+        raise PipelineError("--batch-size must be positive")
+    if not inputs:
+        raise PipelineError("give at least one image file or folder")
+    loaded = load_run_model(run_path, which)
+    return predict_files(loaded, image_files(inputs), batch_size)
+
+
+def predict_files(
+    loaded: RunModel, files: Iterable[tuple[Path, str | None]], batch_size: int = 32
+) -> list[Prediction]:
+    """Predict ``(path, error)`` pairs, ``batch_size`` images at a time to bound memory."""
+    rows: list[Prediction | None] = []
+    pending: list[tuple[int, Path, np.ndarray]] = []  # (row slot, file, pixels)
+
+    def flush() -> None:
+        if not pending:
+            return
+        images = np.stack([pixels for _, _, pixels in pending])
+        probabilities = class_probabilities(np.asarray(loaded.model(images, training=False)))
+        for (slot, path, _), probs, best in zip(
+            pending, probabilities, predicted_classes(probabilities), strict=True
+        ):
+            rows[slot] = Prediction(path, loaded.class_names[best], float(probs[best]))
+        pending.clear()
+
+    for path, error in files:
+        if error is None:
+            try:
+                pending.append((len(rows), path, load_image_array(path, loaded.image_size)))
+            except PipelineError as failure:
+                error = _reason(failure, path)
+        rows.append(None if error is None else Prediction(path, error=error))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return [row for row in rows if row is not None]
+
+
+def _reason(error: PipelineError, path: Path) -> str:
+    """The error message without the path (the row already names the file)."""
+    text = str(error)
+    prefix = f"{path}: "
+    text = text[len(prefix):] if text.startswith(prefix) else text
+    return text.replace(f" '{path}'", "").replace(str(path), path.name)

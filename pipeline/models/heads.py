@@ -1,0 +1,108 @@
+"""Classifier heads that sit on a conv base's feature map, chosen with ``--head``.
+
+A head is a plain stack of layers, built fresh by a recipe in ``HEADS``. The same stack
+is trained alone on cached features (``build_head``) and joined to the conv base for a
+model that takes images (``stack``), so its weights move between the two unchanged.
+Every layer of a head is named ``head_*`` except the output, ``predictions``; that is how
+``pipeline.models.transfer`` tells head from base in a saved model.
+
+To add a head (NetVLAD, locally connected ...), register a recipe in ``HEADS``: a
+function of ``HeadOptions`` (the shared knobs) returning the layers before the output,
+each named ``head_*``, as ``_spatial_pyramid`` does. A layer of our own must be imported
+here, so that saved models holding it load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+
+from pipeline.errors import PipelineError
+from pipeline.layers.spatial_pyramid_pooling import SpatialPyramidPooling
+from pipeline.models.classifier import output_layer
+
+HEAD_PREFIX = "head_"
+OUTPUT_NAME = "predictions"
+
+
+@dataclass(frozen=True)
+class HeadOptions:
+    """The knobs heads share; a recipe uses those that apply to it."""
+
+    dense: int = 256  # units of the hidden Dense layer (0: none)
+    dropout: float = 0.5  # dropout rate before the output (0: none)
+
+    def validate(self) -> None:
+        if self.dense < 0:
+            raise PipelineError(f"--dense must be >= 0, got {self.dense}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise PipelineError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+def _dense_dropout(options: HeadOptions) -> list[keras.layers.Layer]:
+    layers: list[keras.layers.Layer] = []
+    if options.dense:
+        layers.append(keras.layers.Dense(options.dense, activation="relu", name="head_dense"))
+    if options.dropout:
+        layers.append(keras.layers.Dropout(options.dropout, name="head_dropout"))
+    return layers
+
+
+def _flatten(options: HeadOptions) -> list[keras.layers.Layer]:
+    """The book's head: Flatten, Dense 256 ReLU, Dropout 0.5."""
+    return [keras.layers.Flatten(name="head_flatten"), *_dense_dropout(options)]
+
+
+def _global_average(options: HeadOptions) -> list[keras.layers.Layer]:
+    """Global average pooling, Dropout: few weights, so less to overfit."""
+    layers: list[keras.layers.Layer] = [keras.layers.GlobalAveragePooling2D(name="head_gap")]
+    if options.dropout:
+        layers.append(keras.layers.Dropout(options.dropout, name="head_dropout"))
+    return layers
+
+
+def _spatial_pyramid(options: HeadOptions) -> list[keras.layers.Layer]:
+    """Spatial pyramid pooling (1x1, 2x2, 4x4 max), Dense, Dropout: coarse layout kept."""
+    return [SpatialPyramidPooling((1, 2, 4), name="head_spp"), *_dense_dropout(options)]
+
+
+HEADS: dict[str, Callable[[HeadOptions], list[keras.layers.Layer]]] = {
+    "flatten": _flatten,
+    "gap": _global_average,
+    "spp": _spatial_pyramid,
+}
+DEFAULT_HEAD = "flatten"
+
+
+def head_layers(name: str, num_classes: int, options: HeadOptions) -> list[keras.layers.Layer]:
+    """Fresh layers of head ``name``, output layer last."""
+    if name not in HEADS:
+        raise PipelineError(f"--head {name!r}: choose one of {', '.join(HEADS)}")
+    options.validate()
+    layers = [*HEADS[name](options), output_layer(num_classes, name=OUTPUT_NAME)]
+    for layer in layers:
+        if layer.name != OUTPUT_NAME and not layer.name.startswith(HEAD_PREFIX):
+            raise ValueError(f"head {name!r}: layer {layer.name!r} must be named {HEAD_PREFIX}*")
+    return layers
+
+
+def stack(layers: Sequence[keras.layers.Layer], x: keras.KerasTensor) -> keras.KerasTensor:
+    """Apply ``layers`` one after another to ``x``."""
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def build_head(
+    name: str, input_shape: Sequence[int], num_classes: int, options: HeadOptions | None = None
+) -> keras.Model:
+    """Head ``name`` as a model of its own, taking feature maps of ``input_shape`` (H, W, C)."""
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    layers = head_layers(name, num_classes, options or HeadOptions())
+    return keras.Model(inputs, stack(layers, inputs), name=f"head_{name}")
+
+
+def is_head_layer(layer: keras.layers.Layer) -> bool:
+    return layer.name == OUTPUT_NAME or layer.name.startswith(HEAD_PREFIX)

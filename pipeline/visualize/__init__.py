@@ -1,0 +1,1 @@
+"""See inside a convnet: feature maps, filter patterns, Grad-CAM heatmaps, hand-made kernels."""

@@ -1,0 +1,170 @@
+"""The feature cache: keyed on everything features depend on, never trusting a damaged entry."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.features import (
+    FEATURES_FILE,
+    METADATA_FILE,
+    ArrayBatches,
+    FeatureCache,
+    FeatureKey,
+    fill_from_model,
+    weights_fingerprint,
+)
+
+KEY = FeatureKey(base="vgg16", layer="block4_pool", weights="w" * 64, image_size=48,
+                 preprocessing="caffe", dataset="d" * 64, split="train")
+
+
+def write(cache: FeatureCache, key: FeatureKey = KEY, count: int = 5) -> np.ndarray:
+    values = np.arange(count * 8, dtype="float32").reshape(count, 2, 2, 2)
+
+    def fill(features, labels):
+        features[:] = values
+        labels[:] = np.arange(count).reshape(count, 1) % 2
+
+    cache.write(key, count=count, feature_shape=(2, 2, 2), label_shape=(1,), label_dtype="float32",
+                fill=fill)
+    return values
+
+
+def test_written_features_load_back_memory_mapped(tmp_path):
+    cache = FeatureCache(tmp_path)
+    values = write(cache)
+    loaded = cache.load(KEY)
+    assert loaded is not None and loaded.reused and loaded.count == 5
+    assert isinstance(loaded.features, np.memmap)
+    np.testing.assert_array_equal(loaded.features, values)
+    np.testing.assert_array_equal(loaded.labels[:, 0], [0, 1, 0, 1, 0])
+    assert not list(tmp_path.glob(".*")), "no temporary folder is left behind"
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(FeatureKey)])
+def test_every_part_of_the_key_leads_to_another_entry(field):
+    value = getattr(KEY, field)
+    changed = value + 1 if isinstance(value, int) else value + "x"
+    other = dataclasses.replace(KEY, **{field: changed})
+    assert other.digest() != KEY.digest()
+    assert other.folder_name() != KEY.folder_name()
+
+
+def test_missing_entry_is_none_and_strict_says_so(tmp_path):
+    assert FeatureCache(tmp_path).load(KEY) is None
+    with pytest.raises(PipelineError, match="no cached features"):
+        FeatureCache(tmp_path).load(KEY, strict=True)
+
+
+def damage_truncate(folder):
+    path = folder / FEATURES_FILE
+    path.write_bytes(path.read_bytes()[:-20])
+
+
+def damage_json(folder):
+    (folder / METADATA_FILE).write_text("{not json", encoding="utf-8")
+
+
+def damage_foreign(folder):
+    meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    meta["key"]["image_size"] = 150  # another computation's metadata
+    (folder / METADATA_FILE).write_text(json.dumps(meta), encoding="utf-8")
+
+
+def damage_unfinished(folder):
+    (folder / METADATA_FILE).unlink()
+
+
+@pytest.mark.parametrize("damage", [damage_truncate, damage_json, damage_foreign,
+                                    damage_unfinished])
+def test_a_damaged_or_foreign_entry_is_not_used(tmp_path, capsys, damage):
+    cache = FeatureCache(tmp_path)
+    write(cache)
+    damage(cache.folder(KEY))
+    assert cache.load(KEY) is None
+    assert "recomputing" in capsys.readouterr().err
+    with pytest.raises(PipelineError, match="unusable"):
+        cache.load(KEY, strict=True)
+
+
+def test_get_recomputes_a_damaged_entry_and_reuses_a_sound_one(tmp_path):
+    cache = FeatureCache(tmp_path)
+    calls = []
+
+    def fill(features, labels):
+        calls.append(1)
+        features[:] = 1.0
+        labels[:] = 0.0
+
+    def get(**extra):
+        return cache.get(KEY, count=3, feature_shape=(1, 1, 2), label_shape=(1,),
+                         label_dtype="float32", fill=fill, **extra)
+
+    assert not get().reused and len(calls) == 1
+    assert get().reused and len(calls) == 1
+    damage_truncate(cache.folder(KEY))
+    assert not get().reused and len(calls) == 2
+    assert not get(recompute=True).reused and len(calls) == 3
+
+
+def test_a_failed_computation_leaves_no_entry(tmp_path):
+    cache = FeatureCache(tmp_path)
+
+    def fill(features, labels):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.write(KEY, count=2, feature_shape=(1,), label_shape=(1,), label_dtype="float32",
+                    fill=fill)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fill_from_model_streams_batches_and_checks_the_count(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+    x = np.random.default_rng(0).normal(size=(7, 3)).astype("float32")
+    y = np.arange(7, dtype="float32").reshape(7, 1)
+    batches = [(x[i:i + 3], y[i:i + 3]) for i in range(0, 7, 3)]
+    features, labels = np.zeros((7, 2), "float32"), np.zeros((7, 1), "float32")
+    fill_from_model(model, batches, verbose=0)(features, labels)
+    np.testing.assert_allclose(features, model.predict(x, verbose=0), rtol=1e-5)
+    np.testing.assert_array_equal(labels, y)
+    with pytest.raises(PipelineError, match="expected"):
+        fill_from_model(model, batches[:2], verbose=0)(features, labels)
+
+
+def test_weights_fingerprint_changes_with_any_weight():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    before = weights_fingerprint(model)
+    assert weights_fingerprint(model) == before
+    kernel = model.layers[-1].kernel
+    kernel.assign(kernel.numpy() + np.eye(3, 2, dtype="float32") * 1e-6)
+    assert weights_fingerprint(model) != before
+
+
+def test_array_batches_cover_every_row_once_and_reshuffle_each_epoch():
+    features = np.arange(10, dtype="float32").reshape(10, 1)
+    batches = ArrayBatches(features, features.copy(), 4, shuffle=True, seed=0)
+    assert len(batches) == 3
+
+    def epoch():
+        rows = [batches[i] for i in range(len(batches))]
+        for x, y in rows:
+            np.testing.assert_array_equal(x, y)  # labels stay with their features
+        return np.concatenate([x for x, _ in rows])[:, 0]
+
+    first = epoch()
+    batches.on_epoch_end()
+    second = epoch()
+    assert sorted(first) == sorted(second) == list(range(10))
+    assert list(first) != list(second)
+    fixed = ArrayBatches(features, features, 4)
+    np.testing.assert_array_equal(np.concatenate([fixed[i][0] for i in range(3)])[:, 0],
+                                  np.arange(10))
