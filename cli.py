@@ -107,6 +107,20 @@ def run_output_options(command):
                         show_default=True, help="Where run folders are made.")(command)
 
 
+def parse_sizes(text: str | None) -> tuple[int, ...]:
+    """``"150,180"`` -> (150, 180), with a one-line error for anything else."""
+    if not text:
+        return ()
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give sizes in pixels separated by commas, "
+                                 "e.g. 150,180,224", param_hint="--multi-size") from None
+    if any(size < 1 for size in sizes):
+        raise click.BadParameter("sizes must be positive", param_hint="--multi-size")
+    return sizes
+
+
 def print_run(run) -> None:
     """Say where a run's results went and its headline numbers."""
     config = run.read_config()
@@ -492,8 +506,18 @@ def feature_cache_options(command):
               help="Override the input preprocessing (default: what the weights were made with).")
 @click.option("--image-size", default=150, show_default=True, help="Images are resized to this.")
 @click.option("--head", default="flatten", show_default=True,
+              type=click.Choice(["flatten", "gap", "spp", "netvlad", "local"]),
               help="Classifier head: flatten (Flatten, Dense, Dropout), gap (global average "
-                   "pooling, Dropout) or spp (spatial pyramid pooling, Dense, Dropout).")
+                   "pooling, Dropout), spp (spatial pyramid pooling 1-2-4, Dense, Dropout), "
+                   "netvlad (NetVLAD from k-means centres, Dense, Dropout) or local (3x3 "
+                   "locally connected layer, Flatten, Dense, Dropout).")
+@click.option("--clusters", default=16, show_default=True, help="--head netvlad: clusters K.")
+@click.option("--ghost-clusters", default=0, show_default=True,
+              help="--head netvlad: ghost clusters (GhostVLAD).")
+@click.option("--local-filters", default=32, show_default=True, help="--head local: filters.")
+@click.option("--multi-size", default=None, metavar="SIZES",
+              help="Train on images of several sizes, e.g. 150,180,224 (one size per batch, "
+                   "SPP-net style; trains on images; heads gap, spp or netvlad).")
 @click.option("--dense", default=256, show_default=True,
               help="Units of the head's hidden Dense layer (0: none).")
 @click.option("--dropout", default=0.5, show_default=True, help="Dropout rate before the output.")
@@ -510,8 +534,9 @@ def feature_cache_options(command):
 @feature_cache_options
 @click.option("--seed", default=1337, show_default=True)
 @augmentation_options
-def extract(data_dir, models_dir, run_name, base, weights, preprocessing, image_size, head, dense,
-            dropout, augment, optimizer, learning_rate, batch_size, epochs, early_stopping,
+def extract(data_dir, models_dir, run_name, base, weights, preprocessing, image_size, head,
+            clusters, ghost_clusters, local_filters, multi_size, dense, dropout, augment,
+            optimizer, learning_rate, batch_size, epochs, early_stopping,
             features_dir, recompute, seed, augmentation) -> None:
     """Transfer learning by feature extraction: a pretrained conv base, frozen, and a new head.
 
@@ -531,7 +556,9 @@ def extract(data_dir, models_dir, run_name, base, weights, preprocessing, image_
         ExtractConfig(
             data_dir=data_dir, models_dir=models_dir, run_name=run_name, base=base,
             weights=weights, preprocessing=preprocessing, image_size=image_size, head=head,
-            dense=dense, dropout=dropout, augment=augment, augmentation=augmentation,
+            clusters=clusters, ghost_clusters=ghost_clusters, local_filters=local_filters,
+            multi_size=parse_sizes(multi_size), dense=dense, dropout=dropout, augment=augment,
+            augmentation=augmentation,
             optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
             epochs=epochs, early_stopping=early_stopping, features_dir=features_dir,
             recompute=recompute, seed=seed,

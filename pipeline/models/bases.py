@@ -32,7 +32,8 @@ class ConvBase:
 
         ``weights`` is what ``keras.applications`` takes: ``"imagenet"``, a path, or None.
         """
-        self.check_image_size(int(inputs.shape[1]))
+        if inputs.shape[1] is not None:  # None: any size, checked by the caller
+            self.check_image_size(int(inputs.shape[1]))
         factory = getattr(keras.applications, self.constructor)
         return factory(include_top=False, weights=weights, input_tensor=inputs)
 

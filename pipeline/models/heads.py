@@ -6,10 +6,10 @@ model that takes images (``stack``), so its weights move between the two unchang
 Every layer of a head is named ``head_*`` except the output, ``predictions``; that is how
 ``pipeline.models.transfer`` tells head from base in a saved model.
 
-To add a head (NetVLAD, locally connected ...), register a recipe in ``HEADS``: a
-function of ``HeadOptions`` (the shared knobs) returning the layers before the output,
-each named ``head_*``, as ``_spatial_pyramid`` does. A layer of our own must be imported
-here, so that saved models holding it load.
+To add a head, register a recipe in ``HEADS``: a function of ``HeadOptions`` (the shared
+knobs) returning the layers before the output, each named ``head_*``. A layer of our own
+must be imported here, so that saved models holding it load. Heads whose layers start
+from data (NetVLAD's k-means centres) are set up by ``initialise_head``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.layers.locally_connected import LocallyConnected2D
+from pipeline.layers.netvlad import NetVLAD, init_netvlad_from_features
 from pipeline.layers.spatial_pyramid_pooling import SpatialPyramidPooling
 from pipeline.models.classifier import output_layer
 
@@ -33,12 +36,19 @@ class HeadOptions:
 
     dense: int = 256  # units of the hidden Dense layer (0: none)
     dropout: float = 0.5  # dropout rate before the output (0: none)
+    clusters: int = 16  # NetVLAD clusters K (output K * channels)
+    ghost_clusters: int = 0  # NetVLAD ghost clusters (GhostVLAD); 0: plain NetVLAD
+    local_filters: int = 32  # filters of the locally connected head
 
     def validate(self) -> None:
         if self.dense < 0:
             raise PipelineError(f"--dense must be >= 0, got {self.dense}")
         if not 0.0 <= self.dropout < 1.0:
             raise PipelineError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.clusters < 1 or self.ghost_clusters < 0:
+            raise PipelineError("--clusters must be >= 1 and --ghost-clusters >= 0")
+        if self.local_filters < 1:
+            raise PipelineError(f"--local-filters must be >= 1, got {self.local_filters}")
 
 
 def _dense_dropout(options: HeadOptions) -> list[keras.layers.Layer]:
@@ -68,11 +78,29 @@ def _spatial_pyramid(options: HeadOptions) -> list[keras.layers.Layer]:
     return [SpatialPyramidPooling((1, 2, 4), name="head_spp"), *_dense_dropout(options)]
 
 
+def _netvlad(options: HeadOptions) -> list[keras.layers.Layer]:
+    """NetVLAD over the feature map's local descriptors, Dense, Dropout: an orderless pool."""
+    vlad = NetVLAD(options.clusters, ghost_clusters=options.ghost_clusters, name="head_netvlad")
+    return [vlad, *_dense_dropout(options)]
+
+
+def _locally_connected(options: HeadOptions) -> list[keras.layers.Layer]:
+    """A 3x3 locally connected layer (weights per position, as in DeepFace), Flatten, Dense."""
+    local = LocallyConnected2D(
+        options.local_filters, 3, padding="same", activation="relu", name="head_local"
+    )
+    return [local, keras.layers.Flatten(name="head_flatten"), *_dense_dropout(options)]
+
+
 HEADS: dict[str, Callable[[HeadOptions], list[keras.layers.Layer]]] = {
     "flatten": _flatten,
     "gap": _global_average,
     "spp": _spatial_pyramid,
+    "netvlad": _netvlad,
+    "local": _locally_connected,
 }
+# Heads whose output length does not depend on the feature map's size (multi-size training).
+SIZE_AGNOSTIC_HEADS = ("gap", "spp", "netvlad")
 DEFAULT_HEAD = "flatten"
 
 
@@ -106,3 +134,21 @@ def build_head(
 
 def is_head_layer(layer: keras.layers.Layer) -> bool:
     return layer.name == OUTPUT_NAME or layer.name.startswith(HEAD_PREFIX)
+
+
+def initialise_head(
+    layers: Sequence[keras.layers.Layer], features: np.ndarray, seed: int = 0
+) -> None:
+    """Start data-dependent head layers from ``features`` (images, H, W, C) of training images.
+
+    NetVLAD: k-means centres of the local descriptors, ``W`` and ``b`` as the paper sets
+    them. Other layers need nothing.
+    """
+    for layer in layers:
+        if isinstance(layer, NetVLAD):
+            init_netvlad_from_features(layer, np.asarray(features, dtype="float32"), seed=seed)
+
+
+def needs_initialisation(name: str) -> bool:
+    """Whether head ``name`` starts from a sample of training features (``initialise_head``)."""
+    return name == "netvlad"

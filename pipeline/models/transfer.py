@@ -35,11 +35,16 @@ PREPROCESS_NAME = "preprocess"
 def build_features_model(
     base: ConvBase,
     weights: WeightsChoice,
-    image_size: int,
+    image_size: int | None,
     augmentation: keras.Layer | None = None,
 ) -> keras.Model:
-    """Raw images (0..255) in, the base's last feature map out; the base frozen."""
-    base.check_image_size(image_size)
+    """Raw images (0..255) in, the base's last feature map out; the base frozen.
+
+    ``image_size`` None takes images of any size (multi-size training with a head that
+    pools to a fixed length).
+    """
+    if image_size is not None:
+        base.check_image_size(image_size)
     inputs = keras.Input(shape=(image_size, image_size, 3), name=INPUT_NAME)
     x = inputs
     if augmentation is not None:
@@ -70,7 +75,7 @@ def attach_head(features_model: keras.Model, layers: Sequence[keras.layers.Layer
 def build_transfer_model(
     base: ConvBase,
     weights: WeightsChoice,
-    image_size: int,
+    image_size: int | None,
     num_classes: int,
     head: str = "flatten",
     options: HeadOptions | None = None,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from pipeline.data.augment import AugmentConfig, build_augmentation
 from pipeline.data.dataset import load_split
@@ -25,7 +26,15 @@ from pipeline.errors import PipelineError
 from pipeline.features import ArrayBatches, CachedFeatures, FeatureCache
 from pipeline.models.bases import DEFAULT_BASE, ConvBase, get_base
 from pipeline.models.classifier import compile_classifier, make_optimizer
-from pipeline.models.heads import DEFAULT_HEAD, HEADS, HeadOptions, build_head
+from pipeline.models.heads import (
+    DEFAULT_HEAD,
+    HEADS,
+    SIZE_AGNOSTIC_HEADS,
+    HeadOptions,
+    build_head,
+    initialise_head,
+    needs_initialisation,
+)
 from pipeline.models.transfer import (
     attach_head,
     base_layers,
@@ -58,6 +67,10 @@ class ExtractConfig:
     head: str = DEFAULT_HEAD
     dense: int = 256
     dropout: float = 0.5
+    clusters: int = 16  # --head netvlad: clusters K
+    ghost_clusters: int = 0  # --head netvlad: ghost clusters (GhostVLAD)
+    local_filters: int = 32  # --head local: filters
+    multi_size: tuple[int, ...] = ()  # train on images of these sizes (SPP-net); gap/spp/netvlad
     augment: bool = False  # False: fast extraction; True: frozen base end to end on images
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     optimizer: str = "rmsprop"
@@ -68,6 +81,10 @@ class ExtractConfig:
     features_dir: Path | None = None  # feature cache; None: <models_dir>/features
     recompute: bool = False  # ignore cached features and compute them again
     seed: int = 1337
+
+    def head_options(self) -> HeadOptions:
+        return HeadOptions(self.dense, self.dropout, self.clusters, self.ghost_clusters,
+                           self.local_filters)
 
     def feature_cache_dir(self) -> Path:
         return Path(self.features_dir) if self.features_dir else Path(self.models_dir) / "features"
@@ -84,7 +101,7 @@ def run_extract(config: ExtractConfig, verbose: int | str = "auto") -> Run:
         print(f"conv base: {base.name}, weights: {weights.detail}, "
               f"preprocessing: {weights.preprocessing}")
     seed_everything(config.seed)  # after any download, before random weights are drawn
-    if config.augment:
+    if config.augment or config.multi_size:
         return _train_on_images(config, base, weights, manifest, verbose)
     return _train_on_features(config, base, weights, manifest, verbose)
 
@@ -96,7 +113,13 @@ def _check(config: ExtractConfig) -> ConvBase:
     base.check_image_size(config.image_size)
     if config.head not in HEADS:
         raise PipelineError(f"--head {config.head!r}: choose one of {', '.join(HEADS)}")
-    HeadOptions(config.dense, config.dropout).validate()
+    config.head_options().validate()
+    if config.multi_size:
+        if config.head not in SIZE_AGNOSTIC_HEADS:
+            raise PipelineError(f"--multi-size needs a head that takes any feature map size "
+                                f"({', '.join(SIZE_AGNOSTIC_HEADS)}), not --head {config.head}")
+        for size in config.multi_size:
+            base.check_image_size(size)
     make_optimizer(config.optimizer, config.learning_rate)
     if config.epochs < 1:
         raise PipelineError(f"--epochs must be at least 1, got {config.epochs}")
@@ -139,7 +162,10 @@ def _train_on_features(
 
     # The head, trained on the arrays.
     head = build_head(config.head, features["train"].features.shape[1:], len(names),
-                      HeadOptions(config.dense, config.dropout))
+                      config.head_options())
+    if needs_initialisation(config.head):
+        initialise_head(head.layers, _sample(features["train"].features, config.seed),
+                        seed=config.seed)
     compile_classifier(head, len(names), config.optimizer, config.learning_rate)
 
     run = Run.create(config.models_dir, KIND, config.run_name)
@@ -230,7 +256,9 @@ def _train_on_images(
     config: ExtractConfig, base: ConvBase, weights: WeightsChoice, manifest: dict, verbose
 ) -> Run:
     common = dict(image_size=config.image_size, batch_size=config.batch_size)
-    train = load_split(config.data_dir, "train", shuffle=True, seed=config.seed, **common)
+    train_size = max(config.multi_size, default=config.image_size)
+    train = load_split(config.data_dir, "train", train_size, config.batch_size, shuffle=True,
+                       seed=config.seed)
     evaluation = {split: load_split(config.data_dir, split, cache=False, **common)
                   for split in _splits_present(manifest) if split != "train"}
     if "validation" not in evaluation:
@@ -242,9 +270,15 @@ def _train_on_images(
                                        seed=config.seed)
     augmentation = build_augmentation(config.augmentation, pca, seed=config.seed)
     model = build_transfer_model(
-        base, weights, config.image_size, train.num_classes, config.head,
-        HeadOptions(config.dense, config.dropout), augmentation,
+        base, weights, None if config.multi_size else config.image_size, train.num_classes,
+        config.head, config.head_options(), augmentation,
     )
+    if needs_initialisation(config.head):
+        initialise_head(model.layers, _image_feature_sample(model, train.dataset),
+                        seed=config.seed)
+    train_batches = train.dataset
+    if config.multi_size:
+        train_batches = train_batches.map(_random_size_resizer(config.multi_size, config.seed))
     compile_classifier(model, train.num_classes, config.optimizer, config.learning_rate)
 
     run = Run.create(config.models_dir, KIND, config.run_name)
@@ -259,7 +293,7 @@ def _train_on_images(
         saved_models="conv base + head, raw images in",
         base_output=base_output_name(model),
     )
-    outcome = fit_into_run(model, run, train.dataset, evaluation["validation"].dataset,
+    outcome = fit_into_run(model, run, train_batches, evaluation["validation"].dataset,
                            epochs=config.epochs, early_stopping=config.early_stopping,
                            verbose=verbose)
     if outcome.epochs_run:
@@ -272,3 +306,42 @@ def _train_on_images(
 def base_output_name(model: keras.Model) -> str:
     """Name of the conv base's last layer in a transfer model (the head's input)."""
     return base_layers(model)[-1].name
+
+
+# -- helpers of the heads that need them ---------------------------------------------------------
+
+SAMPLE_IMAGES = 256  # training images whose features start a NetVLAD head (k-means)
+
+
+def _sample(features: np.ndarray, seed: int) -> np.ndarray:
+    """Up to ``SAMPLE_IMAGES`` feature maps drawn at random (memory-mapped ones stay on disk)."""
+    rng = np.random.default_rng(seed)
+    count = min(SAMPLE_IMAGES, len(features))
+    return np.asarray(features[np.sort(rng.choice(len(features), count, replace=False))])
+
+
+def _image_feature_sample(model: keras.Model, dataset) -> np.ndarray:
+    """The conv base's features of the first training batches (no augmentation at predict)."""
+    base_model = keras.Model(model.input, model.get_layer(base_output_name(model)).output)
+    samples, seen = [], 0
+    for images, _ in dataset:
+        samples.append(base_model.predict_on_batch(images))
+        seen += len(samples[-1])
+        if seen >= SAMPLE_IMAGES // 4:  # the base runs on images here: keep it short
+            break
+    return np.concatenate(samples)
+
+
+def _random_size_resizer(sizes: tuple[int, ...], seed: int):
+    """A tf.data map giving each training batch one size drawn from ``sizes`` (SPP-net)."""
+    import tensorflow as tf
+
+    choices = tf.constant(sorted(set(sizes)), dtype=tf.int32)
+    generator = tf.random.Generator.from_seed(seed)
+
+    def resize(images, labels):
+        index = generator.uniform((), 0, len(choices), dtype=tf.int32)
+        size = choices[index]
+        return tf.image.resize(images, tf.stack([size, size])), labels
+
+    return resize

@@ -189,7 +189,8 @@ def load_image_model(source: ExtractSource) -> keras.Model:
         raise PipelineError(f"{path}: cannot load ({error})") from None
     expected = (None, source.image_size, source.image_size, 3)
     names = [layer.name for layer in model.layers]
-    if tuple(model.input.shape) != expected or INPUT_NAME not in names:
+    any_size = (None, None, None, 3)  # a multi-size (SPP-net) extract run
+    if tuple(model.input.shape) not in (expected, any_size) or INPUT_NAME not in names:
         raise PipelineError(
             f"{path}: takes {tuple(model.input.shape)}, not images {expected}; the extract run "
             "did not finish saving, run it again"

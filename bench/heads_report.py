@@ -1,0 +1,80 @@
+"""Heads report: each classifier head on the same cached conv-base features, side by side.
+
+Runs fast feature extraction (default weights, no augmentation) once per head on a
+prepared dataset — the features are computed once and reused — and prints, per head, its
+parameter count, validation and test accuracy of its best model and the wall time.
+
+    .venv/bin/python cli.py data prepare --source ../shared/datasets/dogs-vs-cats/train
+    .venv/bin/python bench/heads_report.py [--data DIR] [--heads flatten,gap,spp,netvlad,local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_DATA = Path("data/cats_and_dogs_small")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("DOGS_VS_CATS", DEFAULT_DATA)),
+                        help="prepared dataset (default: $DOGS_VS_CATS, else "
+                             "data/cats_and_dogs_small)")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--heads", default="flatten,gap,spp,netvlad,local")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--image-size", type=int, default=150)
+    return parser.parse_args(argv)
+
+
+def head_parameters(run) -> int:
+    """Parameters of the head alone: the saved model's minus the frozen conv base's."""
+    import keras
+
+    from pipeline.models.heads import is_head_layer
+
+    model = keras.models.load_model(run.model_path("best"), safe_mode=True, compile=False)
+    return sum(layer.count_params() for layer in model.layers if is_head_layer(layer))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.data / "manifest.json").is_file():
+        print(f"skipped: prepared dataset {args.data} not found "
+              "(prepare one with `python cli.py data prepare`, or set DOGS_VS_CATS)")
+        return 0
+
+    from pipeline.workflows.extract import ExtractConfig, run_extract
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    rows = []
+    for head in args.heads.split(","):
+        start = time.time()
+        run = run_extract(ExtractConfig(
+            data_dir=args.data, models_dir=args.models_dir, run_name=f"heads-{head}-{stamp}",
+            head=head, epochs=args.epochs, image_size=args.image_size,
+        ), verbose=0)
+        metrics = run.read_metrics()
+        rows.append((head, head_parameters(run), metrics["validation"]["accuracy"],
+                     metrics["test"]["accuracy"], time.time() - start, run.name))
+        print(f"done: {head}", flush=True)
+
+    print(f"\ndataset {args.data}, image size {args.image_size}, {args.epochs} epochs per head\n")
+    print(f"{'head':10} {'parameters':>11} {'val acc':>8} {'test acc':>9} {'wall s':>7}  run")
+    print("-" * 70)
+    for head, params, val, test, seconds, name in rows:
+        print(f"{head:10} {params:>11,} {val:>8.4f} {test:>9.4f} {seconds:>7.0f}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

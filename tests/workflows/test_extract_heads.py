@@ -1,0 +1,81 @@
+"""The custom layers as heads: NetVLAD (k-means start), locally connected, SPP multi-size."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.layers.netvlad import NetVLAD
+from pipeline.models.heads import HeadOptions, build_head, initialise_head
+from pipeline.workflows.extract import ExtractConfig, run_extract
+
+SIZE = 64  # VGG16 leaves a 2x2 feature map: several local descriptors per image
+
+
+def config(data_dir, tmp_path, **changes) -> ExtractConfig:
+    options = dict(data_dir=data_dir, models_dir=tmp_path / "models", weights="none",
+                   image_size=SIZE, epochs=1, batch_size=8, dense=8, clusters=4,
+                   features_dir=tmp_path.parent / "shared-features")
+    return ExtractConfig(**{**options, **changes})
+
+
+def test_netvlad_head_starts_from_kmeans_centres_of_the_features():
+    rng = np.random.default_rng(0)
+    centres = np.array([[10.0, 0, 0], [0, 10.0, 0], [0, 0, 10.0], [-10.0, 0, 0]])
+    # 40 images of 2x2 descriptors, each descriptor near one of the four centres.
+    features = centres[rng.integers(0, 4, (40, 2, 2))] + rng.normal(0, 0.1, (40, 2, 2, 3))
+    head = build_head("netvlad", (2, 2, 3), 2, HeadOptions(dense=0, dropout=0, clusters=4))
+    initialise_head(head.layers, features)
+    learned = keras.ops.convert_to_numpy(head.get_layer("head_netvlad").centers)
+    nearest = np.linalg.norm(learned[:, None] - centres[None], axis=-1).min(axis=1)
+    assert nearest.max() < 0.2, "every centre sits on one of the clusters"
+
+
+@pytest.mark.parametrize(("head", "layer_type"), [("netvlad", NetVLAD), ("local", None)])
+def test_fast_extract_with_a_custom_head_saves_a_model_on_images(
+        head, layer_type, synthetic_dataset, tmp_path):
+    run = run_extract(config(synthetic_dataset, tmp_path, head=head), verbose=0)
+    assert run.read_config()["config"]["head"] == head
+    model = keras.models.load_model(run.file("best.keras"), safe_mode=True)
+    layer = model.get_layer(f"head_{head}")
+    assert layer_type is None or isinstance(layer, layer_type)
+    images = np.random.default_rng(1).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities.shape == (3, 1) and np.isfinite(probabilities).all()
+    assert set(run.read_metrics()) == {"validation", "test"}
+
+
+def test_spp_head_trains_on_several_image_sizes(synthetic_dataset, tmp_path):
+    run = run_extract(config(synthetic_dataset, tmp_path, head="spp", multi_size=(48, 64)),
+                      verbose=0)
+    document = run.read_config()
+    assert document["status"] == "completed" and document["config"]["multi_size"] == [48, 64]
+    model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
+    assert model.input.shape == (None, None, None, 3)
+    for size in (48, 64, 80):
+        images = np.zeros((2, size, size, 3), "float32")
+        assert model.predict(images, verbose=0).shape == (2, 1)
+
+
+def test_multi_size_needs_a_head_that_pools_any_size(synthetic_dataset, tmp_path):
+    with pytest.raises(PipelineError, match="--multi-size"):
+        run_extract(config(synthetic_dataset, tmp_path, head="flatten", multi_size=(48, 64)))
+    with pytest.raises(PipelineError, match="--image-size 16"):
+        run_extract(config(synthetic_dataset, tmp_path, head="spp", multi_size=(16, 64)))
+
+
+@pytest.mark.parametrize("changes", [{"head": "netvlad"}, {"head": "spp", "multi_size": (48, 64)}])
+def test_finetune_continues_from_custom_head_runs(changes, synthetic_dataset, tmp_path):
+    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
+
+    source = run_extract(config(synthetic_dataset, tmp_path, **changes), verbose=0)
+    run = run_finetune(FinetuneConfig(source_run=source.path, models_dir=tmp_path / "models",
+                                      epochs=1, batch_size=8,
+                                      features_dir=tmp_path.parent / "shared-features"),
+                       verbose=0)
+    assert run.read_config()["status"] == "completed"
+    model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
+    assert model.get_layer(f"head_{changes['head']}") is not None
+    assert "block5_conv1" in run.read_config()["trainable_layers"]
