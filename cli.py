@@ -44,8 +44,11 @@ def main() -> None:
     \b
     A typical session:
       python cli.py data prepare --source ~/Downloads/train
-      python cli.py train --augment --dropout 0.5 --epochs 100
-      python cli.py plot models/<run>
+      python cli.py train --augment --dropout 0.5 --epochs 100   # from scratch
+      python cli.py plot models/<run>                            # where does it overfit?
+      python cli.py extract                                      # pretrained VGG16 features
+      python cli.py finetune models/<extract-run>                # unfreeze block5
+      python cli.py evaluate models/<finetune-run>               # test metrics, mistakes
 
     Datasets live under data/, runs (configuration, history, checkpoints, metrics,
     plots) under models/<run>/.

@@ -6,7 +6,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +21,30 @@ def synthetic_dataset(tmp_path_factory):
     return write_synthetic_dataset(
         tmp_path_factory.mktemp("data") / "synthetic", sizes=(16, 8, 8), image_size=48, seed=0
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthetic_dataset, tmp_path_factory):
+    """A scratch run trained for one epoch on the synthetic dataset: enough to look at."""
+    from pipeline.workflows.scratch import ScratchConfig, train_scratch
+
+    config = ScratchConfig(
+        data_dir=synthetic_dataset, models_dir=tmp_path_factory.mktemp("models"), image_size=48,
+        epochs=1, batch_size=8, learning_rate=1e-3,
+    )
+    return train_scratch(config, verbose=0)
+
+
+@pytest.fixture
+def open_png():
+    """``open_png(path, min_size=(w, h))``: the PNG as an array, checked to be a real picture."""
+
+    def check(path: Path, min_size: tuple[int, int] = (100, 100)) -> np.ndarray:
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert image.width >= min_size[0] and image.height >= min_size[1]
+            pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+        assert pixels.std() > 10, f"{path} looks blank"
+        return pixels
+
+    return check

@@ -10,17 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-
-def _standardize_data_format(data_format: str | None) -> str:
-    if data_format is None:
-        return keras.config.image_data_format()
-    value = str(data_format).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first', "
-            f"got data_format={data_format!r}."
-        )
-    return value
+from pipeline.layers.arguments import standardize_data_format
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
@@ -139,7 +129,7 @@ class LocallyConnected2D(keras.layers.Layer):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.padding = padding.lower()
-        self.data_format = _standardize_data_format(data_format)
+        self.data_format = standardize_data_format(data_format)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

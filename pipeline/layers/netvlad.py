@@ -8,17 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-
-def _standardize_data_format(data_format: str | None) -> str:
-    if data_format is None:
-        return keras.config.image_data_format()
-    value = str(data_format).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first', "
-            f"got data_format={data_format!r}."
-        )
-    return value
+from pipeline.layers.arguments import standardize_data_format
 
 
 def _non_negative_int(value: Any, name: str, minimum: int) -> int:
@@ -114,7 +104,7 @@ class NetVLAD(keras.layers.Layer):
         self.ghost_clusters = _non_negative_int(ghost_clusters, "ghost_clusters", 0)
         self.alpha = _positive_float(alpha, "alpha")
         self.epsilon = _positive_float(epsilon, "epsilon")
-        self.data_format = _standardize_data_format(data_format)
+        self.data_format = standardize_data_format(data_format)
         self.centers_initializer = keras.initializers.get(centers_initializer)
         self.input_spec = keras.layers.InputSpec(min_ndim=3, max_ndim=4)
 

@@ -7,19 +7,9 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from pipeline.layers.arguments import standardize_data_format
+
 _POOLINGS = {"max": "max", "avg": "avg", "average": "avg"}
-
-
-def _standardize_data_format(data_format: str | None) -> str:
-    if data_format is None:
-        return keras.config.image_data_format()
-    value = str(data_format).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first', "
-            f"got data_format={data_format!r}."
-        )
-    return value
 
 
 def bin_edges(length: int, bins: int) -> list[tuple[int, int]]:
@@ -116,7 +106,7 @@ class SpatialPyramidPooling(keras.layers.Layer):
             raise ValueError(f"`pooling` must be 'max' or 'avg', got pooling={pooling!r}.")
         self.levels = tuple(int(level) for level in levels)
         self.pooling = _POOLINGS[pooling.lower()]
-        self.data_format = _standardize_data_format(data_format)
+        self.data_format = standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def _channel_axis(self) -> int:
