@@ -14,25 +14,18 @@ accuracy, fine-tuning at least 97%.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import dataset_missing, dataset_parser
 
-DEFAULT_DATA = Path("data/cats_and_dogs_small")
 TARGETS = {"extract": 0.95, "finetune": 0.97}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("DOGS_VS_CATS", DEFAULT_DATA)),
-                        help="prepared dataset (default: $DOGS_VS_CATS, else "
-                             "data/cats_and_dogs_small)")
+    parser = dataset_parser(__doc__)
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--weights", default="auto")
     parser.add_argument("--image-size", type=int, default=150)
@@ -44,9 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (args.data / "manifest.json").is_file():
-        print(f"skipped: prepared dataset {args.data} not found "
-              "(prepare one with `python cli.py data prepare`, or set DOGS_VS_CATS)")
+    if dataset_missing(args.data):
         return 0
 
     from pipeline.workflows.extract import ExtractConfig, run_extract

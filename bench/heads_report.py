@@ -11,24 +11,16 @@ parameter count, validation and test accuracy of its best model and the wall tim
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-DEFAULT_DATA = Path("data/cats_and_dogs_small")
+from common import dataset_missing, dataset_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("DOGS_VS_CATS", DEFAULT_DATA)),
-                        help="prepared dataset (default: $DOGS_VS_CATS, else "
-                             "data/cats_and_dogs_small)")
+    parser = dataset_parser(__doc__)
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--heads", default="flatten,gap,spp,netvlad,local")
     parser.add_argument("--epochs", type=int, default=30)
@@ -48,9 +40,7 @@ def head_parameters(run) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (args.data / "manifest.json").is_file():
-        print(f"skipped: prepared dataset {args.data} not found "
-              "(prepare one with `python cli.py data prepare`, or set DOGS_VS_CATS)")
+    if dataset_missing(args.data):
         return 0
 
     from pipeline.workflows.extract import ExtractConfig, run_extract
