@@ -85,13 +85,16 @@ def load_run_model(run_path: str | Path, which: str = "best") -> RunModel:
     settings = document.get("config") or {}
     model_path = run.model_path(which)
     model = load_model_file(model_path)
-    image_size = settings.get("image_size") or _square_input_size(model)
+    image_size = (settings.get("image_size") or document.get("image_size")
+                  or _square_input_size(model))
     if image_size is None:
         raise PipelineError(
             f"{run.file('config.json')}: no image_size, and the model does not fix one"
         )
     class_names = tuple(document.get("class_names") or _placeholder_class_names(model))
-    data_dir = settings.get("data_dir")
+    # A finetune run leaves its own data_dir unset (it uses its extract run's) and records
+    # the dataset it used at the top level.
+    data_dir = settings.get("data_dir") or document.get("data_dir")
     return RunModel(
         run=run,
         model=model,

@@ -110,7 +110,10 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto") -> Run:
     splits = [split for split in SPLITS if sum(manifest["counts"][split].values())]
     if "validation" not in splits:
         raise PipelineError(f"{source.data_dir}: the validation split is empty")
-    parts = cached_top_split(model, verbose) if config.cache_top and not config.augment else None
+    # A multi-size run's model takes any size: its frozen part has no fixed output to cache.
+    fixed_size = model.input.shape[1] is not None
+    cacheable = config.cache_top and not config.augment and fixed_size
+    parts = cached_top_split(model, verbose) if cacheable else None
     features = None
     if parts is not None:
         features = _frozen_part_features(config, source, manifest, parts[0], splits, verbose)
@@ -125,6 +128,7 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto") -> Run:
         weights=source.run.read_config().get("weights"),
         preprocessing=source.preprocessing,
         data_dir=str(source.data_dir),
+        image_size=source.image_size,
         trainable_layers=trainable,
         trainable_parameters=int(sum(keras.ops.size(w) for w in model.trainable_weights)),
         cached_top=False if features is None else {

@@ -79,3 +79,7 @@ def test_finetune_continues_from_custom_head_runs(changes, synthetic_dataset, tm
     model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
     assert model.get_layer(f"head_{changes['head']}") is not None
     assert "block5_conv1" in run.read_config()["trainable_layers"]
+    # A finetune run knows its dataset through its extract run: evaluate needs no --data.
+    from pipeline.evaluation.evaluate import evaluate_run
+
+    assert 0.0 <= evaluate_run(run.path, "test").metrics["accuracy"] <= 1.0
