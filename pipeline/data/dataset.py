@@ -26,9 +26,13 @@ class SplitData:
     """One split as a ready-to-train dataset, with what a caller needs to know about it."""
 
     dataset: tf.data.Dataset
-    count: int
+    file_paths: tuple[Path, ...]  # in the order the dataset yields them (shuffled: before)
     class_names: tuple[str, ...]
     cached: bool
+
+    @property
+    def count(self) -> int:
+        return len(self.file_paths)
 
     @property
     def num_classes(self) -> int:
@@ -80,8 +84,7 @@ def load_split(
     manifest = require_prepared(Path(dataset_dir))
     names = tuple(class_names(manifest))
     split_dir = Path(dataset_dir) / split
-    files = [p for p in split_dir.rglob("*") if p.is_file()]
-    if not files:
+    if not split_dir.is_dir() or not any(p.is_file() for p in split_dir.rglob("*")):
         raise PipelineError(f"{split_dir}: no images; re-run `python cli.py data prepare`")
 
     dataset = keras.utils.image_dataset_from_directory(
@@ -94,7 +97,8 @@ def load_split(
         shuffle=False,
         verbose=False,
     )
-    count = len(files)
+    file_paths = tuple(Path(path) for path in dataset.file_paths)
+    count = len(file_paths)
     budget = CACHE_MEMORY_SHARE * available_memory_bytes()
     cached = cache and decoded_bytes(count, image_size) < budget
     if cached:
@@ -102,5 +106,5 @@ def load_split(
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return SplitData(dataset=dataset, count=count, class_names=names, cached=cached)
+    return SplitData(dataset=dataset, file_paths=file_paths, class_names=names, cached=cached)
 

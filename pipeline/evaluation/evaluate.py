@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from pipeline import atomic
-from pipeline.data.dataset import label_mode, load_split
+from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation.confusion_plot import plot_confusion_matrix
 from pipeline.evaluation.contact_sheet import write_contact_sheet
@@ -80,7 +80,7 @@ def evaluate_run(
         )
 
     labels, outputs = predict_split(loaded.model, data.dataset)
-    files = split_file_paths(data_dir / split, loaded.class_names, loaded.image_size)
+    files = list(data.file_paths)
     check_files_match_labels(files, labels, loaded.class_names)
 
     probabilities = class_probabilities(outputs)
@@ -111,21 +111,6 @@ def predict_split(model: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
     if not labels:
         raise PipelineError("the split is empty; nothing to evaluate")
     return np.concatenate(labels).astype(int), np.concatenate(outputs)
-
-
-def split_file_paths(split_dir: Path, class_names: tuple[str, ...], image_size: int) -> list[Path]:
-    """The split's image files in the order ``load_split`` yields them (indexes, no decoding)."""
-    index = keras.utils.image_dataset_from_directory(
-        split_dir,
-        labels="inferred",
-        label_mode=label_mode(len(class_names)),
-        class_names=list(class_names),
-        batch_size=None,
-        image_size=(image_size, image_size),
-        shuffle=False,
-        verbose=False,
-    )
-    return [Path(p) for p in index.file_paths]
 
 
 def check_files_match_labels(

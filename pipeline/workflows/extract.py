@@ -25,7 +25,7 @@ from pipeline.data.pca_color import rgb_principal_components
 from pipeline.errors import PipelineError
 from pipeline.features import ArrayBatches, CachedFeatures, FeatureCache
 from pipeline.models.bases import DEFAULT_BASE, ConvBase, get_base
-from pipeline.models.classifier import compile_classifier, make_optimizer
+from pipeline.models.classifier import compile_classifier
 from pipeline.models.heads import (
     DEFAULT_HEAD,
     HEADS,
@@ -46,7 +46,7 @@ from pipeline.models.weights import WeightsChoice, resolve_weights
 from pipeline.plots.curves import plot_runs
 from pipeline.runs import BEST_MODEL, CURVES, FINAL_MODEL, Run
 from pipeline.workflows.cached_features import FeatureSource, derived_features, image_features
-from pipeline.workflows.config import config_to_dict, seed_everything
+from pipeline.workflows.config import check_training_options, config_to_dict, seed_everything
 from pipeline.workflows.training import evaluate_into_run, fit_into_run, save_model
 
 KIND = "extract"
@@ -120,13 +120,8 @@ def _check(config: ExtractConfig) -> ConvBase:
                                 f"({', '.join(SIZE_AGNOSTIC_HEADS)}), not --head {config.head}")
         for size in config.multi_size:
             base.check_image_size(size)
-    make_optimizer(config.optimizer, config.learning_rate)
-    if config.epochs < 1:
-        raise PipelineError(f"--epochs must be at least 1, got {config.epochs}")
-    if config.batch_size < 1:
-        raise PipelineError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if config.augment:
-        config.augmentation.validate()
+    check_training_options(config.optimizer, config.learning_rate, config.epochs,
+                           config.batch_size, config.augmentation if config.augment else None)
     return base
 
 

@@ -25,7 +25,7 @@ from pipeline.data.pca_color import rgb_principal_components
 from pipeline.errors import PipelineError
 from pipeline.features import ArrayBatches, CachedFeatures, FeatureCache
 from pipeline.models.bases import ConvBase, get_base
-from pipeline.models.classifier import compile_classifier, make_optimizer
+from pipeline.models.classifier import compile_classifier
 from pipeline.models.heads import is_head_layer
 from pipeline.models.transfer import (
     INPUT_NAME,
@@ -37,7 +37,7 @@ from pipeline.models.transfer import (
 from pipeline.plots.curves import plot_runs
 from pipeline.runs import BEST_MODEL, CURVES, FINAL_MODEL, Run
 from pipeline.workflows.cached_features import FeatureSource, image_features
-from pipeline.workflows.config import config_to_dict, seed_everything
+from pipeline.workflows.config import check_training_options, config_to_dict, seed_everything
 from pipeline.workflows.extract import EXTRACT_BATCH_SIZE, check_run_name
 from pipeline.workflows.extract import KIND as EXTRACT_KIND
 from pipeline.workflows.training import evaluate_into_run, fit_into_run, save_model
@@ -147,13 +147,8 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto") -> Run:
 def _check(config: FinetuneConfig) -> None:
     """Refuse bad options before any expensive step."""
     check_run_name(config.models_dir, config.run_name)
-    make_optimizer(config.optimizer, config.learning_rate)
-    if config.epochs < 1:
-        raise PipelineError(f"--epochs must be at least 1, got {config.epochs}")
-    if config.batch_size < 1:
-        raise PipelineError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if config.augment:
-        config.augmentation.validate()
+    check_training_options(config.optimizer, config.learning_rate, config.epochs,
+                           config.batch_size, config.augmentation if config.augment else None)
 
 
 def open_extract_run(path: Path, data_dir: Path | None = None) -> ExtractSource:

@@ -14,12 +14,11 @@ from pathlib import Path
 from pipeline.data.augment import AugmentConfig, build_augmentation
 from pipeline.data.dataset import load_split
 from pipeline.data.pca_color import rgb_principal_components
-from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.scratch import build_scratch_convnet
 from pipeline.plots.curves import plot_runs
 from pipeline.runs import CURVES, Run
-from pipeline.workflows.config import config_to_dict, seed_everything
+from pipeline.workflows.config import check_training_options, config_to_dict, seed_everything
 from pipeline.workflows.training import evaluate_into_run, fit_into_run
 
 KIND = "scratch"
@@ -48,8 +47,8 @@ class ScratchConfig:
 
 def train_scratch(config: ScratchConfig, verbose: int | str = "auto") -> Run:
     """Train, save and evaluate a from-scratch convnet; returns its run."""
-    if config.epochs < 1:
-        raise PipelineError(f"--epochs must be at least 1, got {config.epochs}")
+    check_training_options(config.optimizer, config.learning_rate, config.epochs,
+                           config.batch_size, config.augmentation if config.augment else None)
     seed_everything(config.seed)
 
     # Data: the training split reshuffled every epoch, validation in a fixed order.
