@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import dataset_missing, dataset_parser
+from common import CANNOT_RUN, dataset_missing, dataset_parser, exit_status, verdict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if dataset_missing(args.data):
-        return 0
+        return CANNOT_RUN
 
     import keras
     import numpy as np
@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, elapsed in times.items():
         rate = count / elapsed
         print(f"{name:28s} {rate:9.2f} {rate / ceiling:10.1%}")
-    verdict = "met" if count / times["extract"] >= 0.9 * ceiling else "NOT met"
-    print(f"target extract >= 90% of ceiling: {verdict}")
-    return 0
+    met = count / times["extract"] >= 0.9 * ceiling
+    print(f"target extract >= 90% of ceiling: {verdict(met)}")
+    return exit_status(met)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,14 @@ import argparse
 import sys
 import time
 
-from common import dataset_missing, dataset_parser
+from common import CANNOT_RUN, dataset_missing, dataset_parser, exit_status, verdict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = dataset_parser(__doc__)
     parser.add_argument("--images", type=int, default=200, help="training images per epoch")
     parser.add_argument("--image-size", type=int, default=150)
-    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=20, help="finetune's default")
     parser.add_argument("--base", default="vgg16")
     parser.add_argument("--weights", default="auto")
     parser.add_argument("--unfreeze", default="top")
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if dataset_missing(args.data):
-        return 0
+        return CANNOT_RUN
 
     import numpy as np
 
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models.classifier import compile_classifier
     from pipeline.models.transfer import build_transfer_model, replace_augmentation, unfreeze
     from pipeline.models.weights import resolve_weights
-    from pipeline.workflows.finetune import cached_top_split
+    from pipeline.workflows.finetune_cached import cached_top_split
+    from pipeline.workflows.options import FINETUNE_TRAINING
 
     base = get_base(args.base)
     weights = resolve_weights(args.weights, base, args.image_size)
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{base.name}, {weights.detail}\n{count} images at {args.image_size} px, batch {batch}; "
           f"trainable: {', '.join(trainable)}; cached: output of {bottom.layers[-1].name}")
 
-    compile_classifier(full, 2, "rmsprop", 1e-5)
-    compile_classifier(top, 2, "rmsprop", 1e-5)
+    options = FINETUNE_TRAINING
+    compile_classifier(full, 2, options.optimizer, options.learning_rate)
+    compile_classifier(top, 2, options.optimizer, options.learning_rate)
 
     # Warm-up: trace the train steps once, outside the timing.
     full.fit(images[:batch], labels[:batch], batch_size=batch, epochs=1, verbose=0)
@@ -89,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'(once) frozen part output':28s} {once:8.1f} {count / once:9.1f}")
     print(f"\ncached top is {speedup:.1f}x faster per epoch; caching pays for itself after "
           f"{break_even:.1f} epochs")
-    print(f"target >= 3x: {'met' if speedup >= 3 else 'NOT met'}")
-    return 0
+    print(f"target >= 3x: {verdict(speedup >= 3)}")
+    return exit_status(speedup >= 3)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""What the dataset benchmarks share: their command line and a clear skip without photos.
+"""What the dataset benchmarks share: their command line, exit statuses, a clear skip.
 
 The benchmarks run on a prepared dataset (``python cli.py data prepare``), by default
-``data/cats_and_dogs_small`` or the folder in ``$BENCH_DATASET``.
+``data/cats_and_dogs_small`` or the folder in ``$BENCH_DATASET``. Exit status: 0 when every
+target is met, ``MISSED`` when one is not, ``CANNOT_RUN`` when the benchmark could not run
+(no dataset): a script or CI never mistakes a skip or a miss for a pass.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, when run as a script
 
+MISSED = 1  # exit status: ran, and a target was not met
+CANNOT_RUN = 2  # exit status: could not run (e.g. no prepared dataset)
 DATASET_ENV = "BENCH_DATASET"
 DEFAULT_DATASET = Path("data/cats_and_dogs_small")
 
@@ -28,9 +32,22 @@ def dataset_parser(doc: str) -> argparse.ArgumentParser:
 
 
 def dataset_missing(path: Path) -> bool:
-    """True, after saying so, when ``path`` holds no prepared dataset."""
+    """True, after saying so on stderr, when ``path`` holds no prepared dataset.
+
+    The caller then exits with ``CANNOT_RUN``.
+    """
     if (Path(path) / "manifest.json").is_file():
         return False
-    print(f"skipped: prepared dataset {path} not found (prepare one with "
-          f"`python cli.py data prepare --source PHOTOS`, or set {DATASET_ENV})")
+    print(f"cannot run: prepared dataset {path} not found (prepare one with "
+          f"`python cli.py data prepare --source PHOTOS`, or set {DATASET_ENV}); "
+          f"exit status {CANNOT_RUN}", file=sys.stderr)
     return True
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def exit_status(*targets_met: bool) -> int:
+    """0 when every target is met, ``MISSED`` otherwise."""
+    return 0 if all(targets_met) else MISSED

@@ -16,7 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from common import dataset_missing, dataset_parser
+from common import CANNOT_RUN, dataset_missing, dataset_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,20 +30,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def head_parameters(run) -> int:
     """Parameters of the head alone: the saved model's minus the frozen conv base's."""
-    import keras
-
     from pipeline.models.heads import is_head_layer
+    from pipeline.models.saving import load_model
 
-    model = keras.models.load_model(run.model_path("best"), safe_mode=True, compile=False)
+    model = load_model(run.model_path("best"))
     return sum(layer.count_params() for layer in model.layers if is_head_layer(layer))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if dataset_missing(args.data):
-        return 0
+        return CANNOT_RUN
+
+    from dataclasses import replace
 
     from pipeline.workflows.extract import ExtractConfig, run_extract
+    from pipeline.workflows.options import EXTRACT_TRAINING
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         run = run_extract(ExtractConfig(
             data_dir=args.data, models_dir=args.models_dir, run_name=f"heads-{head}-{stamp}",
-            head=head, epochs=args.epochs, image_size=args.image_size,
+            head=head, image_size=args.image_size,
+            training=replace(EXTRACT_TRAINING, epochs=args.epochs),
         ), verbose=0)
         metrics = run.read_metrics()
         rows.append((head, head_parameters(run), metrics["validation"]["accuracy"],

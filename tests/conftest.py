@@ -26,11 +26,12 @@ def synthetic_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_dataset, tmp_path_factory):
     """A scratch run trained for one epoch on the synthetic dataset: enough to look at."""
+    from pipeline.workflows.options import TrainingOptions
     from pipeline.workflows.scratch import ScratchConfig, train_scratch
 
     config = ScratchConfig(
         data_dir=synthetic_dataset, models_dir=tmp_path_factory.mktemp("models"), image_size=48,
-        epochs=1, batch_size=8, learning_rate=1e-3,
+        training=TrainingOptions(epochs=1, batch_size=8, learning_rate=1e-3),
     )
     return train_scratch(config, verbose=0)
 

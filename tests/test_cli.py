@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -25,6 +26,65 @@ def test_every_command_has_help(path):
     assert "Usage:" in result.output and len(result.output.splitlines()) > 3
 
 
+def _choices(command: str, option: str) -> tuple[str, ...]:
+    params = {p.name: p for p in cli.main.commands[command].params}
+    return tuple(params[option].type.choices)
+
+
+def test_choice_lists_are_the_registries():
+    from pipeline.models.bases import BASES
+    from pipeline.models.heads import HEADS
+    from pipeline.models.optimizers import OPTIMIZERS
+    from pipeline.models.preprocessing import MODES
+    from pipeline.workflows.options import PRECISIONS
+
+    assert _choices("extract", "base") == tuple(BASES)
+    assert _choices("extract", "head") == tuple(HEADS)
+    assert _choices("extract", "preprocessing") == tuple(MODES)
+    for command in ("train", "extract", "finetune"):
+        assert _choices(command, "optimizer") == OPTIMIZERS
+        assert _choices(command, "precision") == PRECISIONS
+
+
+def test_option_defaults_are_the_configs_defaults():
+    from dataclasses import fields
+
+    from pipeline.data.augment import AugmentConfig
+    from pipeline.models.heads import HeadOptions
+    from pipeline.workflows.extract import ExtractConfig
+    from pipeline.workflows.finetune import FinetuneConfig
+    from pipeline.workflows.scratch import ScratchConfig
+
+    for command, config in (("train", ScratchConfig()), ("extract", ExtractConfig()),
+                            ("finetune", FinetuneConfig())):
+        ctx = click.Context(cli.main.commands[command])
+        defaults = {p.name: p.get_default(ctx) for p in ctx.command.params}
+        groups = {"training": config.training, "augmentation": AugmentConfig()}
+        if command == "extract":
+            groups["head_options"] = HeadOptions()
+        for group in groups.values():
+            for field in fields(group):
+                assert defaults[field.name] == getattr(group, field.name), (command, field.name)
+        for field in fields(config):
+            if field.name in defaults and field.name not in ("data_dir", "source_run"):
+                assert defaults[field.name] == getattr(config, field.name), (command, field.name)
+
+
+def test_library_messages_name_fields_and_the_cli_shows_its_own_flags(tmp_path):
+    from pipeline.errors import PipelineError
+    from pipeline.workflows.options import TrainingOptions
+    from pipeline.workflows.scratch import ScratchConfig, train_scratch
+
+    with pytest.raises(PipelineError, match=r"^`epochs` must be at least 1"):
+        train_scratch(ScratchConfig(data_dir=tmp_path, models_dir=tmp_path,
+                                    training=TrainingOptions(epochs=0)))
+    result = CliRunner().invoke(cli.main, ["train", "--epochs", "0", "--lr", "-1"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --lr must be positive")
+    result = CliRunner().invoke(cli.main, ["train", "--epochs", "0"])
+    assert result.stderr.startswith("error: --epochs must be at least 1")
+
+
 def test_user_mistakes_are_one_line_errors_with_exit_status_2(tmp_path):
     result = CliRunner().invoke(cli.main, ["train", "--data", str(tmp_path / "nope")])
     assert result.exit_code == 2
@@ -43,10 +103,15 @@ def test_synth_train_plot_session(tmp_path):
     result = runner.invoke(cli.main, [
         "train", "--data", str(data_root / "synthetic"), "--models-dir", str(models),
         "--run-name", "smoke", "--image-size", "48", "--epochs", "1", "--batch-size", "8",
-        "--augment", "--dropout", "0.5",
+        "--augment", "--dropout", "0.5", "--precision", "mixed",
     ])
     assert result.exit_code == 0, result.output
     assert (models / "smoke" / "best.keras").is_file() and "validation: accuracy" in result.output
+    assert "(completed, 1 epochs, mixed_bfloat16)" in result.output  # no GPU here
+    from pipeline.models.saving import load_model
+
+    model = load_model(models / "smoke" / "best.keras")
+    assert model.predict(np.zeros((1, 48, 48, 3), "float32"), verbose=0).shape == (1, 1)
     out = tmp_path / "curves.png"
     result = runner.invoke(cli.main, ["plot", str(models / "smoke"), "-o", str(out), "--smooth",
                                       "0.5"])

@@ -1,12 +1,25 @@
-"""The run directory: creation, history files, metrics and clear errors."""
+"""The run directory: creation, the typed run record, history files, metrics, clear errors."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.runs import Run
+from pipeline.runs import (
+    RECORD_VERSION,
+    CachedTopRecord,
+    FeatureRecord,
+    Run,
+    RunRecord,
+    WeightsRecord,
+)
+
+
+def record(**changes) -> RunRecord:
+    return RunRecord(**{"kind": "scratch", "data_dir": "data/x", "class_names": ["cat", "dog"],
+                        "image_size": 48, **changes})
 
 
 def test_create_names_runs_by_kind_and_never_reuses_a_folder(tmp_path):
@@ -17,20 +30,58 @@ def test_create_names_runs_by_kind_and_never_reuses_a_folder(tmp_path):
     (named.path / "x").write_text("x")
     with pytest.raises(PipelineError, match="already exists"):
         Run.create(tmp_path, "scratch", "mine")
-    with pytest.raises(PipelineError, match="--run-name"):
+    with pytest.raises(PipelineError, match="`run_name`"):
         Run.create(tmp_path, "scratch", "../escape")
+
+
+def test_the_record_reads_back_as_the_same_typed_object(tmp_path):
+    run = Run.create(tmp_path, "finetune")
+    features = {"train": FeatureRecord("f/train", "abc", "block4_pool", [32, 3, 3, 512], True,
+                                       0.0)}
+    written = run.write_record(record(
+        kind="finetune", weights=WeightsRecord("none", "random"), features=features,
+        cached_top=CachedTopRecord("block4_pool", features), trainable_layers=["a", "b"],
+        config={"training": {"epochs": 2}}))
+    assert "tensorflow" in written.versions
+    assert run.record() == written
+    assert isinstance(run.record().cached_top.features["train"], FeatureRecord)
+    document = json.loads(run.file("config.json").read_text())
+    assert document["version"] == RECORD_VERSION and document["status"] == "running"
+
+
+def test_updates_and_finishing_keep_the_other_fields(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record())
+    run.finish("completed", epochs_run=3, best_epoch=2)
+    done = run.record()
+    assert (done.status, done.epochs_run, done.best_epoch) == ("completed", 3, 2)
+    assert done.finished is not None and done.class_names == ["cat", "dog"]
+    with pytest.raises(TypeError):
+        run.update_record(free_form_extra=1)  # no untyped extras
+
+
+def test_a_record_of_another_version_is_a_clear_error(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record())
+    document = json.loads(run.file("config.json").read_text())
+    for version in (None, RECORD_VERSION + 1):
+        stale = {k: v for k, v in document.items() if k != "version"}
+        if version is not None:
+            stale["version"] = version
+        run.file("config.json").write_text(json.dumps(stale))
+        with pytest.raises(PipelineError, match=f"version {version or 1}.*train the run again"):
+            run.record()
+    run.file("config.json").write_text(json.dumps({**document, "surprise": 1}))
+    with pytest.raises(PipelineError, match="damaged run record"):
+        run.record()
 
 
 def test_history_is_written_as_json_and_csv(tmp_path):
     run = Run.create(tmp_path, "scratch")
-    run.write_config("scratch", {"epochs": 2})
     run.write_history({"loss": [0.9, 0.5], "val_loss": [1.0, 0.8]})
     assert run.read_history()["val_loss"] == [1.0, 0.8]
     rows = list(csv.reader(run.file("history.csv").open()))
     assert rows == [["epoch", "loss", "val_loss"], ["1", "0.9", "1.0"], ["2", "0.5", "0.8"]]
-    config = json.loads(run.file("config.json").read_text())
-    assert config["kind"] == "scratch" and config["status"] == "running"
-    assert "tensorflow" in config["versions"]
 
 
 def test_metrics_of_several_splits_are_kept_together(tmp_path):
@@ -40,12 +91,22 @@ def test_metrics_of_several_splits_are_kept_together(tmp_path):
     assert run.read_metrics() == {"validation": {"accuracy": 0.5}, "test": {"accuracy": 0.75}}
 
 
+def test_summary_names_status_numbers_and_files(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(dataclasses.replace(record(), status="completed", epochs_run=2))
+    run.write_metrics("validation", {"accuracy": 0.5})
+    run.write_history({"loss": [1.0]})
+    text = run.summary()
+    assert "(completed, 2 epochs, float32)" in text and "validation: accuracy 0.5000" in text
+    assert str(run.file("history.csv")) in text
+
+
 def test_open_refuses_folders_that_are_not_runs(tmp_path):
     with pytest.raises(PipelineError, match="no such run folder"):
         Run.open(tmp_path / "missing")
     with pytest.raises(PipelineError, match="not a run folder"):
         Run.open(tmp_path)
     run = Run.create(tmp_path, "scratch")
-    run.write_config("scratch", {})
+    run.write_record(record())
     with pytest.raises(PipelineError, match="no saved model"):
         Run.open(run.path).model_path()

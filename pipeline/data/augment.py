@@ -56,12 +56,24 @@ class AugmentConfig:
         from pipeline.errors import PipelineError
 
         for name in ("rotation", "width_shift", "height_shift", "shear", "zoom", "pca_color"):
-            if getattr(self, name) < 0:
-                raise PipelineError(f"--{name.replace('_', '-')} must be >= 0")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise PipelineError(f"`{name}` {value!r}: must be a number, 0 or more")
         if self.rotation > 180:
-            raise PipelineError("--rotation is in degrees and must be at most 180")
+            raise PipelineError(f"`rotation` {self.rotation}: is in degrees, at most 180")
+        # Keras' layers take these as fractions of the image; above 1 a shift moves the whole
+        # image out of view and a zoom of more than 100 % has no meaning (Keras raises deep
+        # inside the model build).
+        for name in ("width_shift", "height_shift", "zoom"):
+            if getattr(self, name) > 1:
+                raise PipelineError(
+                    f"`{name}` {getattr(self, name)}: is a fraction of the image, at most 1 "
+                    "(0.2 is 20 %)"
+                )
         if self.fill_mode not in ("nearest", "reflect", "wrap", "constant"):
-            raise PipelineError("--fill-mode: choose nearest, reflect, wrap or constant")
+            raise PipelineError(
+                f"`fill_mode` {self.fill_mode!r}: choose nearest, reflect, wrap or constant"
+            )
 
 
 def build_augmentation(

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from pipeline.data.manifest import SPLITS, class_names, require_prepared
 from pipeline.errors import PipelineError
+from pipeline.memory import available_memory_bytes
 
 # Decoded images may take at most this share of the available memory before we stop caching them.
 CACHE_MEMORY_SHARE = 0.3
@@ -44,18 +45,6 @@ def label_mode(num_classes: int) -> str:
     return "binary" if num_classes == 2 else "int"
 
 
-def available_memory_bytes() -> int:
-    """Memory the OS says is available now (Linux), or a conservative 4 GiB elsewhere."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 def decoded_bytes(count: int, image_size: int) -> int:
     """Bytes of ``count`` decoded float32 RGB images of ``image_size`` squared."""
     return count * image_size * image_size * 3 * 4
@@ -80,7 +69,7 @@ def load_split(
     if split not in SPLITS:
         raise PipelineError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if image_size < 1 or batch_size < 1:
-        raise PipelineError("--image-size and --batch-size must be positive")
+        raise PipelineError("`image_size` and `batch_size` must be positive")
     manifest = require_prepared(Path(dataset_dir))
     names = tuple(class_names(manifest))
     split_dir = Path(dataset_dir) / split

@@ -43,7 +43,7 @@ READ_TIMEOUT_S = 60.0
 
 _OFFLINE_HINT = (
     "download the Kaggle Dogs vs. Cats train/ folder yourself and run "
-    "`python cli.py data prepare --source PATH`"
+    "`data prepare` with `source` set to that folder"
 )
 
 
@@ -52,7 +52,7 @@ class DownloadResult:
     """Where the photos are, and which files of the archive were dropped and why."""
 
     path: Path  # data_root/PetImages, with Cat/ and Dog/
-    archive: Path | None  # the downloaded zip (kept, so --force re-extracts without network)
+    archive: Path | None  # the downloaded zip (kept, so `force` re-extracts without network)
     removed: list[tuple[str, str]] = field(default_factory=list)  # (PetImages-relative, reason)
     counts: dict[str, int] = field(default_factory=dict)  # images per class folder
     already_present: bool = False
@@ -93,13 +93,13 @@ def download_petimages(
         if not _looks_like_petimages(target):
             raise PipelineError(
                 f"{target}: exists but has no Cat/ and Dog/ folders; move it away or "
-                "choose another --data-root"
+                "choose another `data_root`"
             )
         return DownloadResult(target, None, counts=_class_counts(target), already_present=True)
     if target.exists() and not _looks_like_petimages(target):  # refuse before 800 MB of download
         raise PipelineError(
             f"{target}: does not look like an extracted PetImages (Cat/ and Dog/ only); "
-            "not replacing it even with --force: move it away or choose another --data-root"
+            "not replacing it even with `force`: move it away or choose another `data_root`"
         )
 
     archive_name = os.path.basename(urlsplit(origin).path) or "petimages.zip"
@@ -184,11 +184,11 @@ def extract_petimages(
     target = data_root / PETIMAGES_FOLDER
     if target.exists():
         if not force:
-            raise PipelineError(f"{target}: already exists; pass --force to extract again")
+            raise PipelineError(f"{target}: already exists; set `force` to extract again")
         if not _looks_like_petimages(target):
             raise PipelineError(
                 f"{target}: does not look like an extracted PetImages (Cat/ and Dog/ only); "
-                "not deleting it even with --force: move it away or choose another --data-root"
+                "not deleting it even with `force`: move it away or choose another `data_root`"
             )
     staging = data_root / f".{PETIMAGES_FOLDER}-partial"
     if staging.exists():

@@ -8,7 +8,10 @@ So every photo is decoded once, completely, before it enters a prepared dataset.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import PipelineError
 
 # Smaller photos carry almost no signal at the 150-180 px the models read; the smallest
 # real Kaggle photo is 42x33, so 16 px rejects only thumbnails and icons.
@@ -27,6 +31,12 @@ PLAIN_JPEG_MODES = frozenset({"RGB", "L"})
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg"})
 # MPO is what Pillow calls a camera JPEG with extra frames appended; JPEG decoders read frame 1.
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+
+# Pillow's own warning threshold (about 89 M pixels, a 9,500 px square; 1/4 GB as RGB):
+# no camera photo comes near it, and a file whose header claims more is a decompression
+# bomb (a few kilobytes that decode to gigabytes). Pillow only warns up to twice this and
+# raises above; every reader here refuses above it, warning or not.
+MAX_IMAGE_PIXELS = 89_478_485
 
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -52,6 +62,41 @@ class ImageCheck:
     conversion_reason: str | None = None
 
 
+class ImageTooLargeError(PipelineError):
+    """An image whose header claims more than ``MAX_IMAGE_PIXELS`` pixels."""
+
+
+@contextlib.contextmanager
+def opened_image(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)``, refusing a decompression bomb before a pixel is decoded.
+
+    Pillow's warnings (broken EXIF blocks are common in scraped photos) are silenced, except
+    its decompression-bomb warning, which becomes ``ImageTooLargeError`` like the error does.
+    """
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            opened = Image.open(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            claimed = re.search(r"\((\d+) pixels\)", str(error))
+            detail = f"{int(claimed[1]):,} pixels" if claimed else "too many pixels"
+            raise _too_large(path, detail) from None
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise _too_large(path, f"{width}x{height} = {width * height:,} pixels")
+            yield image
+
+
+def _too_large(path: Path, detail: str) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{path}: too large to decode safely: its header claims {detail}, over the limit of "
+        f"{MAX_IMAGE_PIXELS:,} (a damaged file or a decompression bomb); remove or shrink it"
+    )
+
+
 def check_image(path: Path) -> ImageCheck:
     """Decode ``path`` fully and say whether it can go into a dataset, and in which form."""
     path = Path(path)
@@ -63,19 +108,15 @@ def check_image(path: Path) -> ImageCheck:
         return ImageCheck(path, ok=False, reason="empty file (0 bytes)")
 
     try:
-        # Scraped photos often carry broken EXIF blocks; Pillow warns and reads the pixels
-        # anyway, and a warning per file would drown the progress bar.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                image.load()  # decodes every pixel: this is what catches truncated files
-                image_format = image.format
-                orientation = image.getexif().get(_EXIF_ORIENTATION)
-                width, height = image.size
-                mode = image.mode
-                if mode not in PLAIN_JPEG_MODES:
-                    to_rgb(image)  # proves the colour mode can be converted
-    except Image.DecompressionBombError:
+        with opened_image(path) as image:
+            image.load()  # decodes every pixel: this is what catches truncated files
+            image_format = image.format
+            orientation = image.getexif().get(_EXIF_ORIENTATION)
+            width, height = image.size
+            mode = image.mode
+            if mode not in PLAIN_JPEG_MODES:
+                to_rgb(image)  # proves the colour mode can be converted
+    except ImageTooLargeError:
         return ImageCheck(path, ok=False, reason="too large to decode safely (decompression bomb)")
     except Image.UnidentifiedImageError:
         return ImageCheck(path, ok=False, reason="not an image Pillow can read")
@@ -159,11 +200,9 @@ def save_as_rgb_jpeg(src: Path, dst: Path, quality: int = 95) -> None:
     EXIF orientation is applied to the pixels (and so dropped), because TensorFlow's decoder
     ignores it; transparent areas become white, not black.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(src) as image:
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-            rgb = to_rgb(upright)
+    with opened_image(src) as image:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        rgb = to_rgb(upright)
     with atomic_path(dst) as tmp:
         rgb.save(tmp, format="JPEG", quality=quality)

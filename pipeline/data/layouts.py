@@ -31,7 +31,7 @@ PETIMAGES_CLASS_FOLDERS = frozenset({"Cat", "Dog"})
 _SPLIT_FOLDER_NAMES = frozenset({"train", "test", "test1", "validation", "valid", "val"})
 
 EXPECTED_LAYOUT = (
-    "point --source at Kaggle's train/ folder (cat.0.jpg, dog.0.jpg, ...) "
+    "point `source` at Kaggle's train/ folder (cat.0.jpg, dog.0.jpg, ...) "
     "or at a folder with one sub-folder of photos per class"
 )
 
@@ -59,14 +59,14 @@ def scan_source(source: Path) -> SourceScan:
     """
     source = Path(source).expanduser()
     if not source.exists():
-        raise PipelineError(f"--source {source}: folder not found; {EXPECTED_LAYOUT}")
+        raise PipelineError(f"`source` {source}: folder not found; {EXPECTED_LAYOUT}")
     if not source.is_dir():
-        raise PipelineError(f"--source {source}: is a file, not a folder; {EXPECTED_LAYOUT}")
+        raise PipelineError(f"`source` {source}: is a file, not a folder; {EXPECTED_LAYOUT}")
 
     ignored: list[tuple[Path, str]] = []
     files, folders = _visible_entries(source, ignored)
     if not files and not folders:
-        raise PipelineError(f"--source {source}: folder is empty; {EXPECTED_LAYOUT}")
+        raise PipelineError(f"`source` {source}: folder is empty; {EXPECTED_LAYOUT}")
 
     image_files = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
     if not image_files and len(folders) == 1 and not _holds_images(folders[0]):
@@ -82,8 +82,8 @@ def scan_source(source: Path) -> SourceScan:
     split_like = {d.name.lower() for d in folders_with_images} & _SPLIT_FOLDER_NAMES
     if "train" in split_like and len(split_like) > 1:
         raise PipelineError(
-            f"--source {source}: holds split folders ({', '.join(sorted(split_like))}), "
-            f"not class folders; use --source {source / 'train'}"
+            f"`source` {source}: holds split folders ({', '.join(sorted(split_like))}), "
+            f"not class folders; use `source` {source / 'train'}"
         )
 
     if folders_with_images:
@@ -99,7 +99,7 @@ def scan_source(source: Path) -> SourceScan:
     if len(scan.classes) < 2:
         found = ", ".join(scan.classes) or "none"
         raise PipelineError(
-            f"--source {source}: found {len(scan.classes)} class ({found}), need at least 2; "
+            f"`source` {source}: found {len(scan.classes)} class ({found}), need at least 2; "
             f"{EXPECTED_LAYOUT}"
         )
     return scan
@@ -134,7 +134,7 @@ def _scan_class_folders(
         label = folder.name.lower()
         if label in classes:
             raise PipelineError(
-                f"--source {source}: class folders {original_names[label]!r} and "
+                f"`source` {source}: class folders {original_names[label]!r} and "
                 f"{folder.name!r} differ only in case; rename or merge one of them"
             )
         original_names[label] = folder.name

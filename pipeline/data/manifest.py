@@ -1,16 +1,22 @@
 """The manifest of a prepared dataset: what is in it, where it came from, and proof it is complete.
 
-``manifest.json`` is written last and atomically, so a dataset folder without one is a run
-that did not finish. Its checksum names the exact files (by sha256), which is what feature
-caches are keyed on: a different selection of photos can never reuse stale features.
+``manifest.json`` is written last, into a dataset folder that is moved into place only when
+complete (see ``destination.py``). It lists every file with its sha256, size and
+modification time, so ``verify_dataset`` can tell cheaply (sizes and times) or surely
+(checksums) that the files on disk are still the ones that were prepared: a photo edited or
+deleted after ``data prepare`` is named before training, not found mid-epoch or never.
+
+Format 2 added per-file ``size``, ``mtime_ns`` and ``made`` (how the file was made: ``copy``,
+``reflink``, ``link``, ``converted`` or ``generated``). Format 1 manifests are still read;
+their files can only be verified by checksum.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,14 +25,17 @@ from pipeline.atomic import write_json
 from pipeline.errors import PipelineError
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 SPLITS = ("train", "validation", "test")
 
-# Left out of the checksum: re-preparing the same photos must give the same key.
-_VOLATILE_KEYS = frozenset({"created"})
+# Left out of the checksum: re-preparing the same photos must give the same key, whether
+# they were copied or linked and whenever that happened.
+_VOLATILE_KEYS = frozenset({"created", "link"})
+_VOLATILE_FILE_KEYS = frozenset({"mtime_ns", "made"})
 
-_PREPARE_HINT = "run `python cli.py data prepare --source PATH` first"
-_REDO_HINT = "re-run `python cli.py data prepare --source PATH --force`"
+PREPARE_HINT = "prepare it first (`data prepare` with `source` set to your photos)"
+REDO_HINT = "prepare it again (`data prepare` with `force`)"
 
 
 def build_manifest(
@@ -39,8 +48,13 @@ def build_manifest(
     classes: Sequence[str],
     splits: Mapping[str, Mapping[str, list[dict[str, Any]]]],
     skipped: Sequence[tuple[str, str]] = (),
+    link: bool = False,
 ) -> dict[str, Any]:
-    """Assemble a manifest; ``splits[split][class]`` lists ``{name, sha256, source, converted}``."""
+    """Assemble a manifest; ``splits[split][class]`` lists ``file_entry`` dicts.
+
+    ``link`` records whether unchanged photos were hard-linked (sharing their bytes and
+    permissions with the source) rather than copied.
+    """
     return {
         "format": MANIFEST_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -48,6 +62,7 @@ def build_manifest(
         "layout": layout,
         "selection": selection,
         "seed": seed,
+        "link": bool(link),
         "requested": {split: int(requested[split]) for split in SPLITS},
         "classes": list(classes),
         "counts": {split: {name: len(splits[split][name]) for name in classes} for split in SPLITS},
@@ -58,6 +73,32 @@ def build_manifest(
     }
 
 
+def file_entry(
+    path: Path, *, made: str, source: str | None = None, converted: bool = False,
+    sha256: str | None = None,
+) -> dict[str, Any]:
+    """The manifest entry of a file now in place: name, sha256, size, mtime and how it was made."""
+    stat = Path(path).stat()
+    return {
+        "name": Path(path).name,
+        "sha256": sha256 or file_sha256(path),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "source": source,
+        "converted": converted,
+        "made": made,
+    }
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> Path:
     """Write ``manifest.json`` atomically; call it after every image is in place."""
     path = Path(dataset_dir) / MANIFEST_NAME
@@ -66,22 +107,22 @@ def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> Path:
 
 
 def read_manifest(dataset_dir: Path) -> dict[str, Any]:
-    """Read and sanity-check ``dataset_dir/manifest.json``."""
+    """Read and sanity-check ``dataset_dir/manifest.json`` (format 1 or 2)."""
     path = Path(dataset_dir) / MANIFEST_NAME
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PipelineError(
-            f"{path}: not found, so preparing {dataset_dir} did not finish; {_REDO_HINT}"
+            f"{path}: not found, so preparing {dataset_dir} did not finish; {REDO_HINT}"
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PipelineError(f"{path}: unreadable manifest ({exc}); {_REDO_HINT}") from None
+        raise PipelineError(f"{path}: unreadable manifest ({exc}); {REDO_HINT}") from None
     if not isinstance(manifest, dict) or not {"classes", "splits", "counts"} <= manifest.keys():
-        raise PipelineError(f"{path}: not a dataset manifest; {_REDO_HINT}")
-    if manifest.get("format") != MANIFEST_FORMAT:
+        raise PipelineError(f"{path}: not a dataset manifest; {REDO_HINT}")
+    if manifest.get("format") not in READABLE_FORMATS:
         raise PipelineError(
             f"{path}: manifest format {manifest.get('format')!r}, this version reads "
-            f"{MANIFEST_FORMAT}; {_REDO_HINT}"
+            f"{' and '.join(map(str, READABLE_FORMATS))}; {REDO_HINT}"
         )
     return manifest
 
@@ -90,12 +131,12 @@ def require_prepared(dataset_dir: Path) -> dict[str, Any]:
     """Return the manifest of a complete prepared dataset, or say in one line what to run."""
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.exists():
-        raise PipelineError(f"{dataset_dir}: no prepared dataset here; {_PREPARE_HINT}")
+        raise PipelineError(f"{dataset_dir}: no prepared dataset here; {PREPARE_HINT}")
     if not dataset_dir.is_dir():
-        raise PipelineError(f"{dataset_dir}: is a file, not a dataset folder; {_PREPARE_HINT}")
+        raise PipelineError(f"{dataset_dir}: is a file, not a dataset folder; {PREPARE_HINT}")
     if not (dataset_dir / MANIFEST_NAME).exists():
         raise PipelineError(
-            f"{dataset_dir}: has no {MANIFEST_NAME}, so preparing it did not finish; {_REDO_HINT}"
+            f"{dataset_dir}: has no {MANIFEST_NAME}, so preparing it did not finish; {REDO_HINT}"
         )
     manifest = read_manifest(dataset_dir)
     for split in SPLITS:
@@ -103,14 +144,35 @@ def require_prepared(dataset_dir: Path) -> dict[str, Any]:
             if manifest["counts"][split][name] and not (dataset_dir / split / name).is_dir():
                 raise PipelineError(
                     f"{dataset_dir / split / name}: folder listed in the manifest is missing; "
-                    f"{_REDO_HINT}"
+                    f"{REDO_HINT}"
                 )
     return manifest
 
 
+def listed_files(manifest: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(split, class, entry)`` for every file of the manifest, in manifest order."""
+    for split in SPLITS:
+        for label in manifest["classes"]:
+            for entry in manifest["splits"][split][label]:
+                yield split, label, entry
+
+
 def manifest_checksum(manifest: Mapping[str, Any]) -> str:
-    """sha256 (hex) of the manifest's canonical JSON, creation time left out."""
+    """sha256 (hex) of the manifest's canonical JSON, without creation and modification times.
+
+    Only content counts: the same photos prepared twice (copied or linked) give the same key.
+    """
     stable = {key: value for key, value in manifest.items() if key not in _VOLATILE_KEYS}
+    stable["splits"] = {
+        split: {
+            label: [
+                {k: v for k, v in entry.items() if k not in _VOLATILE_FILE_KEYS}
+                for entry in entries
+            ]
+            for label, entries in per_class.items()
+        }
+        for split, per_class in manifest["splits"].items()
+    }
     canonical = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -120,55 +182,107 @@ def class_names(manifest: Mapping[str, Any]) -> list[str]:
     return list(manifest["classes"])
 
 
-def check_destination(dataset_dir: Path, force: bool) -> bool:
-    """Say whether ``dataset_dir`` holds an old dataset to replace; refuse if it may not be.
+# -- verifying the files against the manifest ---------------------------------------------------
 
-    Raises before anything is written, so a refused run changes nothing.
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    """What ``verify_dataset`` proved: ``files`` files match; ``digest`` keys caches on them.
+
+    ``digest`` is the sha256 of every file's (path, size, mtime) as found on disk: any edit,
+    replacement or ``touch`` after this check gives another digest.
     """
-    dataset_dir = Path(dataset_dir)
-    if dataset_dir.is_symlink():
-        raise PipelineError(
-            f"{dataset_dir}: is a symbolic link; choose another --name or remove the link"
-        )
-    if not dataset_dir.exists():
-        return False
-    if not dataset_dir.is_dir():
-        raise PipelineError(f"{dataset_dir}: is a file; choose another --name or remove it")
-    if not any(dataset_dir.iterdir()):
-        return False
-    if not force:
-        raise PipelineError(
-            f"{dataset_dir}: already exists and is not empty; pass --force to replace it "
-            "or choose another --name"
-        )
-    if not looks_like_dataset(dataset_dir):
-        raise PipelineError(
-            f"{dataset_dir}: exists and does not look like a prepared dataset (no "
-            f"{MANIFEST_NAME}, other files than {'/'.join(SPLITS)}); not deleting it even "
-            "with --force: choose another --name or move it away"
-        )
-    return True
+
+    files: int
+    digest: str
+    full: bool  # checksums compared (not only sizes and times)
+    decoded: bool  # every image decoded as training will decode it
 
 
-def looks_like_dataset(dataset_dir: Path) -> bool:
-    """True for a folder this package wrote: a manifest, or nothing but split folders."""
-    if (dataset_dir / MANIFEST_NAME).is_file():
-        return True
-    for entry in dataset_dir.iterdir():
-        if entry.is_dir() and not entry.is_symlink() and entry.name in SPLITS:
+def verify_dataset(data_dir: Path, full: bool = False, decode: bool = False) -> DatasetCheck:
+    """Check every file the manifest lists against the disk, or name the ones that differ.
+
+    Cheap by default: size and modification time of each file (a stat, no reading); a file
+    whose time changed but size did not is read and accepted if its sha256 still matches.
+    ``full`` compares every file's sha256. A format-1 manifest records no sizes or times, so
+    its files are always compared by sha256. ``decode`` also decodes every image the way the
+    training input does (``tf.io.decode_image``), which finds a file that is listed and
+    unchanged but that TensorFlow cannot read, before an epoch fails on it.
+    """
+    data_dir = Path(data_dir)
+    manifest = require_prepared(data_dir)
+    by_checksum = full or manifest.get("format", 1) < 2
+    problems: list[str] = []
+    stats: list[str] = []
+    count = 0
+    for split, label, entry in listed_files(manifest):
+        count += 1
+        relative = f"{split}/{label}/{entry['name']}"
+        path = data_dir / relative
+        problem = _file_problem(path, entry, by_checksum)
+        if problem:
+            problems.append(f"{relative} ({problem})")
             continue
-        # A write cut short leaves atomic_path's ".manifest-xyz.json" temp file behind.
-        if entry.is_file() and entry.name.startswith(".manifest-"):
-            continue
-        return False
-    return True
+        stat = path.stat()
+        stats.append(f"{relative}\t{stat.st_size}\t{stat.st_mtime_ns}")
+    if problems:
+        raise _changed_files_error(data_dir, problems, count)
+    if decode:
+        _decode_all(data_dir, manifest)
+    digest = hashlib.sha256("\n".join(stats).encode("utf-8")).hexdigest()
+    return DatasetCheck(files=count, digest=digest, full=by_checksum, decoded=decode)
 
 
-def remove_dataset(dataset_dir: Path) -> None:
-    """Delete a dataset folder that ``check_destination`` allowed to be replaced."""
-    dataset_dir = Path(dataset_dir)
-    if dataset_dir.is_dir() and any(dataset_dir.iterdir()) and not looks_like_dataset(dataset_dir):
-        raise PipelineError(f"{dataset_dir}: does not look like a prepared dataset; not deleting")
-    # The manifest goes first: if the deletion is interrupted, what is left reads as unfinished.
-    (dataset_dir / MANIFEST_NAME).unlink(missing_ok=True)
-    shutil.rmtree(dataset_dir, ignore_errors=False)
+def _file_problem(path: Path, entry: Mapping[str, Any], by_checksum: bool) -> str | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if not path.is_file():
+        return "not a file"
+    size = entry.get("size")
+    if size is not None and stat.st_size != size:
+        return f"{stat.st_size} bytes, was {size}"
+    if by_checksum or stat.st_mtime_ns != entry.get("mtime_ns"):
+        try:
+            same = file_sha256(path) == entry["sha256"]
+        except OSError as error:
+            return f"unreadable: {error.strerror or error}"
+        if not same:
+            return "content changed"
+    return None
+
+
+def _changed_files_error(data_dir: Path, problems: list[str], count: int) -> PipelineError:
+    return PipelineError(
+        f"{data_dir}: {len(problems)} of {count} files differ from {MANIFEST_NAME} since it was "
+        f"prepared: {_first_few(problems)}; files were edited, replaced or deleted afterwards: "
+        f"{REDO_HINT}"
+    )
+
+
+def _decode_all(data_dir: Path, manifest: Mapping[str, Any]) -> None:
+    import tensorflow as tf  # only for this opt-in check: reading a manifest needs no TensorFlow
+
+    bad: list[str] = []
+    for split, label, entry in listed_files(manifest):
+        relative = f"{split}/{label}/{entry['name']}"
+        try:
+            data = tf.io.read_file(str(data_dir / relative))
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError) as error:
+            reason = str(getattr(error, "message", error)).strip().splitlines()[0]
+            bad.append(f"{relative} ({reason})")
+    if bad:
+        raise PipelineError(
+            f"{data_dir}: {len(bad)} files cannot be decoded by TensorFlow: {_first_few(bad)}; "
+            f"remove them from the source photos and {REDO_HINT}"
+        )
+
+
+
+def _first_few(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more

@@ -6,15 +6,19 @@ id order, the first 1,000 photos train, the next 500 validate, the next 500 test
 ``check_image`` are skipped and listed, and the next good one takes their place, so a corrupt
 ``cat.5.jpg`` moves ``cat.1000.jpg`` into training and every later split one id along.
 
-The source is only ever read. Output files are hard links to the source photos where
-possible (same file system, no conversion needed: instant and no extra disk), copies
-otherwise, and re-encoded RGB JPEGs for photos TensorFlow cannot read as they are. Nothing
-here writes into an existing file, so a link never changes the photo it points to.
+The source is only ever read. Output files are copies of the source photos (reflinks where
+the file system shares blocks between files: instant and no extra disk, yet independent
+files), and re-encoded RGB JPEGs for photos TensorFlow cannot read as they are. Hard links
+(``link=True``) save disk everywhere but make each dataset file the very same file as its
+photo: editing or ``chmod``-ing either changes both. The manifest records how each file was
+made. The dataset is built in a hidden folder and moved into place when complete, so a full
+disk or an interrupted run leaves no partial dataset (see ``destination.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
+import errno
+import fcntl
 import os
 import random
 import shutil
@@ -25,16 +29,24 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline.atomic import atomic_path
+from pipeline.data.destination import building, check_destination
 from pipeline.data.images import ImageCheck, check_image, save_as_rgb_jpeg
 from pipeline.data.layouts import SourceScan, natural_key, scan_source
 from pipeline.data.manifest import (
+    MANIFEST_NAME,
     SPLITS,
     build_manifest,
-    check_destination,
-    remove_dataset,
+    file_entry,
+    file_sha256,
     write_manifest,
 )
 from pipeline.errors import PipelineError
+from pipeline.paths import check_writable_folder, child_path
+
+__all__ = ["PrepareConfig", "PrepareResult", "file_sha256", "prepare_dataset"]
+
+# Linux's ioctl that makes ``dst`` share ``src``'s blocks (btrfs, XFS, bcachefs, OCFS2).
+_FICLONE = 0x40049409
 
 
 @dataclass
@@ -49,12 +61,16 @@ class PrepareConfig:
     test: int = 500
     shuffle: bool = False  # False: first photos in id order (the book's split); True: random
     seed: int = 1337  # used only with shuffle
-    force: bool = False  # replace an existing dataset of the same name
-    link: bool = True  # hard-link unchanged photos instead of copying them
+    force: bool = False  # replace an existing dataset of the same name (only one we wrote)
+    # Hard-link unchanged photos instead of copying them. A hard link IS the photo: the
+    # dataset file and the source file share bytes, permissions and owner, so editing or
+    # chmod-ing either changes the other. Saves disk; off by default.
+    link: bool = False
 
     @property
     def dataset_dir(self) -> Path:
-        return Path(self.data_root).expanduser() / self.name
+        """``data_root/name``, once ``name`` is proven a plain folder name."""
+        return child_path(self.data_root, self.name, "name")
 
     def sizes(self) -> dict[str, int]:
         return {"train": self.train, "validation": self.validation, "test": self.test}
@@ -73,6 +89,7 @@ class PrepareResult:
     checked: int = 0  # photos decoded (only as many as the split needs, plus bad ones)
     linked: int = 0
     copied: int = 0
+    reflinked: int = 0  # copies sharing blocks with the photo (copy-on-write file systems)
     converted: int = 0
     replaced: bool = False  # an older dataset of the same name was removed first
 
@@ -82,9 +99,14 @@ class PrepareResult:
         for split, per_class in self.counts.items():
             counts = ", ".join(f"{label} {count}" for label, count in per_class.items())
             lines.append(f"  {split}: {counts}")
+        made = [f"{self.copied} copied"]
+        if self.reflinked:
+            made.append(f"{self.reflinked} reflinked")
+        if self.linked:
+            made.append(f"{self.linked} hard-linked")
         lines.append(
-            f"  {self.linked} hard-linked, {self.copied} copied, {self.converted} converted to "
-            f"RGB JPEG; {self.checked} images checked"
+            f"  {', '.join(made)}, {self.converted} converted to RGB JPEG; "
+            f"{self.checked} images checked"
         )
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} files:")
@@ -109,39 +131,39 @@ def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResu
     """Check, split and write the photos of ``config.source`` into ``data_root/name``.
 
     Everything that can be refused is refused before the destination is touched: bad
-    options, an unknown layout, too few good photos, a destination that is not ours.
+    options, an unknown layout, too few good photos, a destination that is not ours, a
+    ``data_root`` that is a file or read-only. A full disk while writing removes what was
+    written and leaves an older dataset of the same name as it was.
     """
     sizes = _validated_sizes(config)
-    _validate_name(config.name)
+    dataset_dir = config.dataset_dir
+    check_writable_folder(dataset_dir.parent, "data_root")
     scan = scan_source(config.source)
     source = scan.source.resolve()
-    dataset_dir = config.dataset_dir
     _refuse_overlap(source, dataset_dir.resolve())
     replacing = check_destination(dataset_dir, config.force)
 
     picks, bad, checked = _select(scan, sizes, config, progress)
 
-    if replacing:
-        remove_dataset(dataset_dir)
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    entries, stats = _write_picks(picks, scan.source, dataset_dir, config.link, progress)
-
     skipped = [*scan.ignored, *bad]
     classes = list(scan.classes)
-    manifest = build_manifest(
-        source=str(source),
-        layout=scan.layout,
-        selection="shuffle" if config.shuffle else "first",
-        seed=config.seed if config.shuffle else None,
-        requested=sizes,
-        classes=classes,
-        splits=entries,
-        skipped=[(_relative_name(path, scan.source), reason) for path, reason in skipped],
-    )
-    manifest_path = write_manifest(dataset_dir, manifest)
+    with building(dataset_dir, config.force) as partial:
+        entries, stats = _write_picks(picks, scan.source, partial, config.link, progress)
+        manifest = build_manifest(
+            source=str(source),
+            layout=scan.layout,
+            selection="shuffle" if config.shuffle else "first",
+            seed=config.seed if config.shuffle else None,
+            requested=sizes,
+            classes=classes,
+            splits=entries,
+            skipped=[(_relative_name(path, scan.source), reason) for path, reason in skipped],
+            link=config.link,
+        )
+        write_manifest(partial, manifest)
     return PrepareResult(
         dataset_dir=dataset_dir,
-        manifest_path=manifest_path,
+        manifest_path=dataset_dir / MANIFEST_NAME,
         layout=scan.layout,
         classes=classes,
         counts=manifest["counts"],
@@ -156,30 +178,22 @@ def _validated_sizes(config: PrepareConfig) -> dict[str, int]:
     sizes = config.sizes()
     for split, count in sizes.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise PipelineError(f"--{split} {count!r}: must be a whole number of images, 0 or more")
+            raise PipelineError(f"`{split}` {count!r}: must be a whole number of images, 0 or more")
     if sizes["train"] == 0:
-        raise PipelineError("--train 0: a dataset needs at least 1 training image per class")
+        raise PipelineError("`train` 0: a dataset needs at least 1 training image per class")
     return sizes
-
-
-def _validate_name(name: str) -> None:
-    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name:
-        raise PipelineError(
-            f"--name {name!r}: must be a plain folder name (no slashes, not hidden), "
-            "e.g. cats_and_dogs_small"
-        )
 
 
 def _refuse_overlap(source: Path, dataset_dir: Path) -> None:
     if dataset_dir == source or source in dataset_dir.parents:
         raise PipelineError(
-            f"--source {source}: the dataset would be written inside it ({dataset_dir}); "
-            "choose a --data-root outside the source folder"
+            f"`source` {source}: the dataset would be written inside it ({dataset_dir}); "
+            "choose a `data_root` outside the source folder"
         )
     if dataset_dir in source.parents:
         raise PipelineError(
-            f"--source {source}: lies inside the dataset folder {dataset_dir}, which "
-            "preparing replaces; move the photos or choose another --name"
+            f"`source` {source}: lies inside the dataset folder {dataset_dir}, which "
+            "preparing replaces; move the photos or choose another `name`"
         )
 
 
@@ -241,9 +255,9 @@ def _too_few(label: str, source: Path, good: int, bad: int, sizes: dict[str, int
     needed = sum(sizes.values())
     found = f"{good} usable images" + (f" ({bad} unreadable ones skipped)" if bad else "")
     return PipelineError(
-        f"--source {source}: class '{label}' has {found}, but --train {sizes['train']} "
-        f"--validation {sizes['validation']} --test {sizes['test']} need {needed}; "
-        "ask for fewer with smaller --train/--validation/--test"
+        f"`source` {source}: class '{label}' has {found}, but `train` {sizes['train']}, "
+        f"`validation` {sizes['validation']} and `test` {sizes['test']} need {needed}; "
+        "ask for fewer with smaller `train`, `validation` or `test`"
     )
 
 
@@ -255,7 +269,7 @@ def _write_picks(
         for label in dict.fromkeys(p.label for p in picks):
             entries[split][label] = []
     used_names: dict[Path, set[str]] = {}
-    stats = {"linked": 0, "copied": 0, "converted": 0}
+    stats = {"linked": 0, "copied": 0, "reflinked": 0, "converted": 0}
     bar = StderrProgress("writing dataset", len(picks), enabled=progress)
     try:
         for pick in picks:
@@ -269,21 +283,17 @@ def _write_picks(
             dst = folder / _unique_name(wanted, used_names[folder])
             if converted:
                 save_as_rgb_jpeg(src, dst)
-                stats["converted"] += 1
+                made = "converted"
             elif link and _try_hard_link(src, dst):
-                stats["linked"] += 1
+                made = "link"
             else:
                 # Once a link fails (other file system, protected_hardlinks) the rest will too.
                 link = False
-                _copy_file(src, dst)
-                stats["copied"] += 1
+                made = copy_file(src, dst)
+            stats[_STAT_OF[made]] += 1
             entries[pick.split][pick.label].append(
-                {
-                    "name": dst.name,
-                    "sha256": file_sha256(dst),
-                    "source": _relative_name(src, source_root),
-                    "converted": converted,
-                }
+                file_entry(dst, made=made, source=_relative_name(src, source_root),
+                           converted=converted)
             )
             bar.add(1)
     finally:
@@ -302,27 +312,41 @@ def _unique_name(name: str, used: set[str]) -> str:
     return candidate
 
 
+_STAT_OF = {"converted": "converted", "link": "linked", "copy": "copied", "reflink": "reflinked"}
+
+# Errors that mean "no hard link here" (other file system, not allowed, not supported); a
+# full disk or a read-only file system is not among them and stops the run.
+_NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
+                             errno.EOPNOTSUPP, errno.ENOSYS})
+
+
 def _try_hard_link(src: Path, dst: Path) -> bool:
     try:
         os.link(src, dst)
-    except OSError:
-        return False
+    except OSError as error:
+        if error.errno in _NO_LINK_ERRNOS:
+            return False
+        raise
     return True
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    # copyfile, not copy2: the source may be read-only, and its mode should not follow.
+def copy_file(src: Path, dst: Path) -> str:
+    """Copy ``src`` to a new file ``dst`` atomically; say how: ``reflink`` or ``copy``.
+
+    A reflink shares the photo's blocks until either file is written (copy-on-write), so it
+    is as cheap as a hard link but a separate file. The new file's mode follows the umask,
+    not the source's (which may be read-only).
+    """
     with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        with open(src, "rb") as source, open(tmp, "wb") as target:
+            try:
+                fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
+                return "reflink"
+            except OSError as error:
+                if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                    raise
+        shutil.copyfile(src, tmp)  # in-kernel copy (sendfile) where the system has it
+    return "copy"
 
 
 def _relative_name(path: Path, root: Path) -> str:

@@ -8,13 +8,15 @@ Circles against stripes come first: on the default 40 images per class a tiny co
 at 50-80% after five.
 
 Written as real JPEG files in the prepared layout, with a manifest like ``prepare_dataset``'s,
-so every later step reads it the same way.
+so every later step reads it the same way; built in a hidden folder and moved into place
+when complete, like a prepared dataset (see ``destination.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,20 +25,19 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.atomic import write_bytes
+from pipeline.data.destination import building, check_destination
 from pipeline.data.images import MIN_IMAGE_SIDE
-from pipeline.data.manifest import (
-    SPLITS,
-    build_manifest,
-    check_destination,
-    remove_dataset,
-    write_manifest,
-)
+from pipeline.data.manifest import SPLITS, build_manifest, file_entry, write_manifest
 from pipeline.errors import PipelineError
+from pipeline.paths import check_writable_folder
 
 SHAPES = ("circles", "stripes", "rectangles", "triangles", "crosses")
 JPEG_QUALITY = 90
 
-_CLASS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_CLASS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+# Peak memory while drawing one image: float64 noise (24 bytes a pixel) plus the uint8
+# background, the drawn image and its JPEG buffer. Measured peak is below this.
+BYTES_PER_PIXEL = 32
 
 
 def write_synthetic_dataset(
@@ -53,46 +54,77 @@ def write_synthetic_dataset(
     ``SHAPES[i]``. The same arguments always give the same pixels: image ``k`` of a split and
     class is seeded by (seed, split, class, k) alone, so changing one split's size leaves the
     others' images unchanged. Names continue across splits like Kaggle ids (``cat.0.jpg`` ...).
+
+    ``dest`` is used as given (a Python caller chose it); a command that builds it from a
+    user's ``data_root`` and ``name`` checks the name with ``pipeline.paths.child_path``.
     """
     classes = _validated_classes(classes)
     counts = _validated_sizes(sizes)
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIDE:
-        raise PipelineError(f"--image-size {image_size!r}: must be at least {MIN_IMAGE_SIDE} px")
+    _check_image_size(image_size)
     dest = Path(dest).expanduser()
-    if check_destination(dest, force):
-        remove_dataset(dest)
+    check_writable_folder(dest.parent, "data_root")
+    check_destination(dest, force)
 
-    entries: dict[str, dict[str, list[dict]]] = {split: {} for split in SPLITS}
-    for class_index, label in enumerate(classes):
-        next_id = 0
-        for split_index, split in enumerate(SPLITS):
-            entries[split][label] = []
-            for k in range(counts[split]):
-                rng = np.random.default_rng([seed, split_index, class_index, k])
-                data = _jpeg_bytes(draw_sample(SHAPES[class_index], image_size, rng))
-                name = f"{label}.{next_id}.jpg"
-                next_id += 1
-                write_bytes(dest / split / label / name, data)
-                entries[split][label].append(
-                    {
-                        "name": name,
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "source": None,
-                        "converted": False,
-                    }
-                )
-
-    manifest = build_manifest(
-        source="synthetic",
-        layout="synthetic",
-        selection="generated",
-        seed=seed,
-        requested=counts,
-        classes=classes,
-        splits=entries,
-    )
-    write_manifest(dest, manifest)
+    with building(dest, force) as partial:
+        entries: dict[str, dict[str, list[dict]]] = {split: {} for split in SPLITS}
+        for class_index, label in enumerate(classes):
+            next_id = 0
+            for split_index, split in enumerate(SPLITS):
+                entries[split][label] = []
+                for k in range(counts[split]):
+                    rng = np.random.default_rng([seed, split_index, class_index, k])
+                    data = _jpeg_bytes(draw_sample(SHAPES[class_index], image_size, rng))
+                    path = partial / split / label / f"{label}.{next_id}.jpg"
+                    next_id += 1
+                    write_bytes(path, data)
+                    entries[split][label].append(
+                        file_entry(path, made="generated",
+                                   sha256=hashlib.sha256(data).hexdigest())
+                    )
+        manifest = build_manifest(
+            source="synthetic",
+            layout="synthetic",
+            selection="generated",
+            seed=seed,
+            requested=counts,
+            classes=classes,
+            splits=entries,
+        )
+        write_manifest(partial, manifest)
     return dest
+
+
+def _check_image_size(image_size: int) -> None:
+    """Refuse a side below ``MIN_IMAGE_SIDE`` or one whose drawing would not fit in memory."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int):
+        raise PipelineError(f"`image_size` {image_size!r}: must be a whole number of pixels")
+    if image_size < MIN_IMAGE_SIDE:
+        raise PipelineError(f"`image_size` {image_size}: must be at least {MIN_IMAGE_SIDE} px")
+    available = available_memory()
+    largest = int((available / 2 / BYTES_PER_PIXEL) ** 0.5)  # half: leave room for the rest
+    if image_size > largest:
+        needed = image_size * image_size * BYTES_PER_PIXEL
+        raise PipelineError(
+            f"`image_size` {image_size}: drawing one image needs about {_gb(needed)}, and "
+            f"{_gb(available)} of memory is available; at most {largest} px fits "
+            "(the models read 150-224 px)"
+        )
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else all RAM)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e8 else f"{size / 1e6:.0f} MB"
 
 
 def draw_sample(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
@@ -164,15 +196,15 @@ def _validated_classes(classes: Sequence[str]) -> list[str]:
     names = list(classes)
     if isinstance(classes, str) or not 2 <= len(names) <= len(SHAPES):
         raise PipelineError(
-            f"--classes {classes!r}: give 2 to {len(SHAPES)} class names, e.g. cat,dog"
+            f"`classes` {classes!r}: give 2 to {len(SHAPES)} class names, e.g. ('cat', 'dog')"
         )
     for name in names:
         if not isinstance(name, str) or not _CLASS_NAME.match(name):
             raise PipelineError(
-                f"--classes: {name!r} is not a usable folder name (letters, digits, _ and -)"
+                f"`classes`: {name!r} is not a usable folder name (letters, digits, _ and -)"
             )
     if len({n.lower() for n in names}) != len(names):
-        raise PipelineError(f"--classes {','.join(names)}: names must differ (ignoring case)")
+        raise PipelineError(f"`classes` {','.join(names)}: names must differ (ignoring case)")
     return names
 
 
@@ -182,8 +214,8 @@ def _validated_sizes(sizes: Sequence[int]) -> dict[str, int]:
         isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values
     ):
         raise PipelineError(
-            f"sizes {sizes!r}: give three whole numbers (train, validation, test), 0 or more"
+            f"`sizes` {sizes!r}: give three whole numbers (train, validation, test), 0 or more"
         )
     if values[0] == 0:
-        raise PipelineError("sizes: a dataset needs at least 1 training image per class")
+        raise PipelineError("`sizes`: a dataset needs at least 1 training image per class")
     return dict(zip(SPLITS, values, strict=True))

@@ -13,7 +13,8 @@ from pathlib import Path
 import keras
 
 from pipeline.errors import PipelineError
-from pipeline.evaluation.saved_model import load_model_file, load_run_model
+from pipeline.evaluation.saved_model import load_run_model
+from pipeline.models.saving import load_model
 
 # Input sizes the architectures were designed for; the rest default to 224.
 _NATIVE_SIZES = {
@@ -59,7 +60,7 @@ def build_named_model(name: str, image_size: int | None = None, include_top: boo
         return constructor(weights=None, include_top=include_top, input_shape=(size, size, 3))
     except ValueError as error:
         reason = str(error).strip().splitlines()[0]
-        raise PipelineError(f"{name} at --image-size {size}: {reason}") from error
+        raise PipelineError(f"{name} at `image_size` {size}: {reason}") from error
 
 
 def model_to_inspect(spec: str | Path, image_size: int | None = None, include_top: bool = False):
@@ -68,5 +69,5 @@ def model_to_inspect(spec: str | Path, image_size: int | None = None, include_to
     if path.is_dir():
         return load_run_model(path).model
     if path.suffix == ".keras" or path.is_file():
-        return load_model_file(path)
+        return load_model(path)
     return build_named_model(str(spec), image_size, include_top)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps
 
 from pipeline import atomic
+from pipeline.data.image_file import load_photo
+from pipeline.errors import PipelineError
 
 THUMBNAIL_SIDE = 160  # pixels; enough to recognise a cat, small enough for 16 on one sheet
 
@@ -49,9 +50,6 @@ def write_contact_sheet(
 
 def _thumbnail(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-            return np.asarray(image)
-    except (OSError, ValueError):
+        return load_photo(path, THUMBNAIL_SIDE)
+    except PipelineError:
         return np.full((THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3), 128, dtype=np.uint8)

@@ -51,6 +51,18 @@ class Evaluation:
     metrics: dict[str, Any]
     files: tuple[Path, ...]
 
+    def summary(self) -> str:
+        """The headline numbers and the files written, for people."""
+        m = self.metrics
+        auc = f"  ROC AUC {m['roc_auc']:.4f}" if m.get("roc_auc") is not None else ""
+        lines = [f"{m['run']} ({m['model']}) on {m['split']}, {m['count']} images:",
+                 f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}{auc}"]
+        lines += [f"  {name:>12}: precision {s['precision']:.3f}  recall {s['recall']:.3f}  "
+                  f"F1 {s['f1']:.3f}  ({s['support']} images)"
+                  for name, s in m["per_class"].items()]
+        lines += [f"wrote {path}" for path in self.files]
+        return "\n".join(lines)
+
 
 def evaluate_run(
     run_path: str | Path,
@@ -68,10 +80,8 @@ def evaluate_run(
     """
     loaded = load_run_model(run_path, which)
     data_dir = Path(data_dir) if data_dir is not None else loaded.data_dir
-    if data_dir is None:
-        raise PipelineError(f"{loaded.run.path}: the run does not record its dataset; pass --data")
     if not data_dir.is_dir():
-        raise PipelineError(f"{data_dir}: the run's dataset is not there; pass --data DIR")
+        raise PipelineError(f"{data_dir}: the run's dataset is not there; set `data_dir`")
     data = load_split(data_dir, split, loaded.image_size, batch_size, cache=False)
     if data.class_names != loaded.class_names:
         raise PipelineError(

@@ -66,7 +66,7 @@ def predict_paths(
 ) -> list[Prediction]:
     """Predict every image in ``inputs`` (files or folders) with the run's model, in input order."""
     if batch_size < 1:
-        raise PipelineError("--batch-size must be positive")
+        raise PipelineError("`batch_size` must be positive")
     if not inputs:
         raise PipelineError("give at least one image file or folder")
     loaded = load_run_model(run_path, which)

@@ -22,7 +22,7 @@ def format_predictions(rows: Sequence[Prediction], fmt: str = "table") -> str:
         return _csv(rows)
     if fmt == "table":
         return _table(rows)
-    raise PipelineError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    raise PipelineError(f"`fmt` {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
 def _csv(rows: Sequence[Prediction]) -> str:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
-from pipeline.layers.arguments import standardize_data_format
-
-
-def _pair(value: Any, name: str) -> tuple[int, int]:
-    """An int or a pair of ints, all positive, as a pair."""
-    values = (value, value) if isinstance(value, (int, np.integer)) else value
-    if (
-        not isinstance(values, Sequence)
-        or len(values) != 2
-        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in values)
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive int or a pair of positive ints, got {name}={value!r}."
-        )
-    return int(values[0]), int(values[1])
+from pipeline.layers.arguments import (
+    int_at_least,
+    positive_int_pair,
+    standardize_data_format,
+)
 
 
 def _output_length(length: int, kernel: int, stride: int, padding: str) -> int:
@@ -33,7 +21,7 @@ def _output_length(length: int, kernel: int, stride: int, padding: str) -> int:
     return (length - kernel) // stride + 1 if length >= kernel else 0
 
 
-def _pad_before(length: int, kernel: int, stride: int) -> int:
+def same_padding_before(length: int, kernel: int, stride: int) -> int:
     """Rows of zeros before the input for `"same"` padding, as `Conv2D` pads (extra row after)."""
     out = -(-length // stride)
     return max((out - 1) * stride + kernel - length, 0) // 2
@@ -78,7 +66,7 @@ class LocallyConnected2D(keras.layers.Layer):
     Weights:
         `kernel` of shape `(P, kh * kw * C, filters)` and `bias` of shape
         `(out_rows, out_cols, filters)`, the layout of Keras 2's `implementation=1` for
-        `channels_last`; `load_keras2_weights` converts the other layouts.
+        `channels_last`; `pipeline.layers.load_keras2_weights` converts the other layouts.
 
     Input shape:
         4D tensor `(batch, H, W, C)` (or `(batch, C, H, W)`) with known `H`, `W` and `C`:
@@ -91,7 +79,7 @@ class LocallyConnected2D(keras.layers.Layer):
     Example:
 
     >>> layer = LocallyConnected2D(64, 3)
-    >>> print(layer(np.zeros((2, 9, 9, 256), "float32")).shape)
+    >>> print(layer(keras.ops.zeros((2, 9, 9, 256))).shape)
     (2, 7, 7, 64)
 
     Why: on aligned inputs (faces, cropped objects, small feature maps from a convolutional
@@ -121,13 +109,11 @@ class LocallyConnected2D(keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError(f"`filters` must be a positive int, got filters={filters!r}.")
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"`padding` must be 'valid' or 'same', got padding={padding!r}.")
-        self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
+        self.filters = int_at_least(filters, "filters", 1)
+        self.kernel_size = positive_int_pair(kernel_size, "kernel_size")
+        self.strides = positive_int_pair(strides, "strides")
         self.padding = padding.lower()
         self.data_format = standardize_data_format(data_format)
         self.activation = keras.activations.get(activation)
@@ -161,14 +147,14 @@ class LocallyConnected2D(keras.layers.Layer):
             raise ValueError(
                 f"{self.__class__.__name__} has weights per position and channel, so the "
                 f"input's height, width and channels must be known; got input shape "
-                f"{tuple(input_shape)} with data_format={self.data_format!r}."
+                f"{tuple(input_shape)} with `data_format`={self.data_format!r}."
             )
         out_rows, out_cols = self._output_size(rows, cols)
         if out_rows < 1 or out_cols < 1:
             raise ValueError(
                 f"{self.__class__.__name__}: input of height x width {rows}x{cols} is smaller "
-                f"than kernel_size={self.kernel_size} with padding='valid'; use a larger input, "
-                "a smaller kernel or padding='same'."
+                f"than `kernel_size`={self.kernel_size} with `padding`='valid'; use a larger "
+                "input, a smaller `kernel_size` or `padding`='same'."
             )
         self.input_rows, self.input_cols, self.input_channels = rows, cols, channels
         self.output_rows, self.output_cols = out_rows, out_cols
@@ -208,8 +194,8 @@ class LocallyConnected2D(keras.layers.Layer):
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         out_rows, out_cols = self.output_rows, self.output_cols
         row_blocks, col_blocks = out_rows + (kh - 1) // sh, out_cols + (kw - 1) // sw
-        top = _pad_before(self.input_rows, kh, sh) if self.padding == "same" else 0
-        left = _pad_before(self.input_cols, kw, sw) if self.padding == "same" else 0
+        top = same_padding_before(self.input_rows, kh, sh) if self.padding == "same" else 0
+        left = same_padding_before(self.input_cols, kw, sw) if self.padding == "same" else 0
         bottom = row_blocks * sh - self.input_rows - top
         right = col_blocks * sw - self.input_cols - left
         if top or left or bottom > 0 or right > 0:
@@ -252,168 +238,19 @@ class LocallyConnected2D(keras.layers.Layer):
         return (input_shape[0], self.filters, out_rows, out_cols)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "filters": self.filters,
-                "kernel_size": self.kernel_size,
-                "strides": self.strides,
-                "padding": self.padding,
-                "data_format": self.data_format,
-                "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
-                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
-            }
-        )
-        return config
-
-
-def _keras2_connected_range(out_pos: np.ndarray, length: int, kernel: int, stride: int,
-                            padding: str) -> tuple[np.ndarray, np.ndarray]:
-    """Input rows `[start, end)` that Keras 2 connects to each output row (its conv_utils rule)."""
-    left = kernel // 2
-    centre = out_pos * stride + (left if padding == "valid" else 0)
-    return np.maximum(0, centre - left), np.minimum(length, centre - left + kernel)
-
-
-def load_keras2_weights(layer: LocallyConnected2D, keras2_layer_or_weights: Any) -> None:
-    """Set `layer`'s weights from a Keras 2 (`tf_keras`) `LocallyConnected2D`.
-
-    Args:
-        layer: A `LocallyConnected2D`, built on the same input shape as the Keras 2 layer
-            (it is built here when it is not, from the Keras 2 layer's input shape).
-        keras2_layer_or_weights: The Keras 2 layer itself (any `implementation`, either
-            `data_format`; its `padding`, `kernel_size`, `strides` and `filters` are
-            checked against `layer`'s), or its `get_weights()` list `[kernel]` or
-            `[kernel, bias]` from `implementation=1` or `2` in `layer`'s data format
-            (`implementation=3` needs the layer: its kernel is a list of values whose
-            positions only the layer knows).
-
-    Keras 2 stores the `channels_first` patches channel-first and reshapes (rather than
-    transposes) its `(rows, cols, filters)` bias into `(filters, rows, cols)`; both are
-    converted so that the outputs are the same. For `padding="same"`, Keras 2 centres the
-    window at `stride * o` instead of padding as `Conv2D` does; the weights are imported when
-    every connection Keras 2 makes exists here (e.g. odd kernels with stride 1), otherwise a
-    ValueError says so.
-    """
-    if hasattr(keras2_layer_or_weights, "get_weights"):
-        source = keras2_layer_or_weights
-        weights = [np.asarray(w) for w in source.get_weights()]
-        implementation = int(getattr(source, "implementation", 1))
-        data_format = source.data_format
-        padding = source.padding
-        for name in ("kernel_size", "strides", "filters"):
-            if tuple(np.atleast_1d(getattr(source, name))) != tuple(
-                np.atleast_1d(getattr(layer, name))
-            ):
-                raise ValueError(
-                    f"Keras 2 layer has {name}={getattr(source, name)!r} but the layer has "
-                    f"{name}={getattr(layer, name)!r}."
-                )
-        if padding != layer.padding:
-            raise ValueError(
-                f"Keras 2 layer has padding={padding!r} but the layer has "
-                f"padding={layer.padding!r}."
-            )
-        if not layer.built:
-            # A Keras 2 layer called eagerly records no input shape: then `layer` must be built.
-            with contextlib.suppress(AttributeError):
-                layer.build(tuple(source.input_shape))
-        kernel_idxs = getattr(source, "kernel_idxs", None)
-    else:
-        weights = [np.asarray(w) for w in keras2_layer_or_weights]
-        data_format, padding, kernel_idxs = layer.data_format, layer.padding, None
-        if not weights:
-            raise ValueError("No weights given: expected [kernel] or [kernel, bias].")
-        implementation = {3: 1, 6: 2, 1: 3}.get(weights[0].ndim)
-        if implementation is None:
-            raise ValueError(
-                f"Unrecognised Keras 2 kernel of shape {weights[0].shape}: expected 3D "
-                "(implementation=1) or 6D (implementation=2)."
-            )
-    if not layer.built:
-        raise ValueError("Build `layer` (call it on an input) before loading weights into it.")
-    if len(weights) != (2 if layer.use_bias else 1):
-        raise ValueError(
-            f"Expected {2 if layer.use_bias else 1} weight arrays for use_bias="
-            f"{layer.use_bias}, got {len(weights)}."
-        )
-
-    rows, cols, channels = layer.input_rows, layer.input_cols, layer.input_channels
-    out_rows, out_cols, filters = layer.output_rows, layer.output_cols, layer.filters
-    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-    kernel = np.zeros((out_rows * out_cols, kh * kw * channels, filters), "float32")
-
-    if implementation == 1:
-        expected = kernel.shape
-        if weights[0].shape != expected:
-            raise ValueError(f"Keras 2 kernel has shape {weights[0].shape}, expected {expected}.")
-        if data_format == "channels_first":
-            # Keras 2 orders channels_first patches (C, kh, kw); here they are (kh, kw, C).
-            k2 = weights[0].reshape(out_rows * out_cols, channels, kh, kw, filters)
-            kernel[:] = k2.transpose(0, 2, 3, 1, 4).reshape(kernel.shape)
-        else:
-            kernel[:] = weights[0]
-    else:
-        # Implementations 2 and 3: a list of (output pos, filter, input pos, channel, value).
-        if implementation == 2:
-            k2 = weights[0]
-            if data_format == "channels_first":  # (C, rows, cols, F, out_rows, out_cols)
-                k2 = k2.transpose(1, 2, 0, 4, 5, 3)
-            expected = (rows, cols, channels, out_rows, out_cols, filters)
-            if k2.shape != expected:
-                raise ValueError(f"Keras 2 kernel has shape {k2.shape}, expected {expected}.")
-            mask = np.zeros(expected[:2] + expected[3:5], bool)
-            o_r, o_c = np.meshgrid(np.arange(out_rows), np.arange(out_cols), indexing="ij")
-            r0, r1 = _keras2_connected_range(o_r, rows, kh, sh, padding)
-            c0, c1 = _keras2_connected_range(o_c, cols, kw, sw, padding)
-            for a, b in np.ndindex(out_rows, out_cols):
-                mask[r0[a, b] : r1[a, b], c0[a, b] : c1[a, b], a, b] = True
-            i_r, i_c, o_r, o_c = np.nonzero(mask)
-            values = k2[i_r, i_c, :, o_r, o_c, :]  # (connections, C, F)
-            n = len(i_r)
-            i_r, i_c, o_r, o_c = (np.repeat(v, channels * filters) for v in (i_r, i_c, o_r, o_c))
-            ch = np.tile(np.repeat(np.arange(channels), filters), n)
-            f = np.tile(np.arange(filters), n * channels)
-            values = values.reshape(-1)
-        else:
-            if kernel_idxs is None:
-                raise ValueError(
-                    "An implementation=3 kernel is a flat list of values; pass the Keras 2 "
-                    "layer itself so that their positions are known."
-                )
-            idxs = np.asarray(kernel_idxs)
-            values = weights[0]
-            if data_format == "channels_first":
-                f, o_r, o_c = np.unravel_index(idxs[:, 0], (filters, out_rows, out_cols))
-                ch, i_r, i_c = np.unravel_index(idxs[:, 1], (channels, rows, cols))
-            else:
-                o_r, o_c, f = np.unravel_index(idxs[:, 0], (out_rows, out_cols, filters))
-                i_r, i_c, ch = np.unravel_index(idxs[:, 1], (rows, cols, channels))
-        di = i_r - (o_r * sh - (_pad_before(rows, kh, sh) if padding == "same" else 0))
-        dj = i_c - (o_c * sw - (_pad_before(cols, kw, sw) if padding == "same" else 0))
-        if np.any((di < 0) | (di >= kh) | (dj < 0) | (dj >= kw)):
-            raise ValueError(
-                "The Keras 2 layer connects inputs that fall outside this layer's windows: "
-                f"Keras 2 places padding='same' windows differently for kernel_size="
-                f"{layer.kernel_size}, strides={layer.strides} and input {rows}x{cols}."
-            )
-        kernel[o_r * out_cols + o_c, (di * kw + dj) * channels + ch, f] = values
-
-    new_weights = [kernel]
-    if layer.use_bias:
-        bias = weights[1]
-        if bias.shape != (out_rows, out_cols, filters):
-            raise ValueError(
-                f"Keras 2 bias has shape {bias.shape}, expected {(out_rows, out_cols, filters)}."
-            )
-        if data_format == "channels_first":
-            # Keras 2 adds reshape(bias, (filters, rows, cols)): a reshape, not a transpose.
-            bias = bias.reshape(filters, out_rows, out_cols).transpose(1, 2, 0)
-        new_weights.append(bias)
-    layer.set_weights(new_weights)
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "data_format": self.data_format,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+        }

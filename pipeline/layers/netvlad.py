@@ -8,22 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline.layers.arguments import standardize_data_format
-
-
-def _non_negative_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"`{name}` must be {kind}, got {name}={value!r}.")
-    return int(value)
-
-
-def _positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"`{name}` must be a positive number, got {name}={value!r}.")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive number, got {name}={value!r}.")
-    return float(value)
+from pipeline.layers.arguments import int_at_least, positive_float, standardize_data_format
+from pipeline.layers.kmeans import kmeans, squared_distances
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -100,10 +86,10 @@ class NetVLAD(keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.clusters = _non_negative_int(clusters, "clusters", 1)
-        self.ghost_clusters = _non_negative_int(ghost_clusters, "ghost_clusters", 0)
-        self.alpha = _positive_float(alpha, "alpha")
-        self.epsilon = _positive_float(epsilon, "epsilon")
+        self.clusters = int_at_least(clusters, "clusters", 1)
+        self.ghost_clusters = int_at_least(ghost_clusters, "ghost_clusters", 0)
+        self.alpha = positive_float(alpha, "alpha")
+        self.epsilon = positive_float(epsilon, "epsilon")
         self.data_format = standardize_data_format(data_format)
         self.centers_initializer = keras.initializers.get(centers_initializer)
         self.input_spec = keras.layers.InputSpec(min_ndim=3, max_ndim=4)
@@ -122,7 +108,7 @@ class NetVLAD(keras.layers.Layer):
         if dim is None:
             raise ValueError(
                 f"{self.__class__.__name__} needs a known descriptor dimension D, got input "
-                f"shape {tuple(input_shape)} with data_format={self.data_format!r}."
+                f"shape {tuple(input_shape)} with `data_format`={self.data_format!r}."
             )
         self.dim = int(dim)
         total = self.clusters + self.ghost_clusters
@@ -155,12 +141,12 @@ class NetVLAD(keras.layers.Layer):
             name="bias", shape=(total,), initializer=bias_init, autocast=False
         )
         self.centers = self.add_weight(
-            name="centers", shape=(self.clusters, self.dim), initializer=centers_init,
+            name="centers",
+            shape=(self.clusters, self.dim),
+            initializer=centers_init,
             autocast=False,
         )
-        self.input_spec = keras.layers.InputSpec(
-            ndim=len(input_shape), axes={axis: self.dim}
-        )
+        self.input_spec = keras.layers.InputSpec(ndim=len(input_shape), axes={axis: self.dim})
 
     def call(self, inputs):
         dtype = self.variable_dtype
@@ -187,65 +173,15 @@ class NetVLAD(keras.layers.Layer):
         return (input_shape[0], None if dim is None else self.clusters * dim)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "clusters": self.clusters,
-                "ghost_clusters": self.ghost_clusters,
-                "alpha": self.alpha,
-                "epsilon": self.epsilon,
-                "data_format": self.data_format,
-                "centers_initializer": keras.initializers.serialize(self.centers_initializer),
-            }
-        )
-        return config
-
-
-def _squared_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """`(N, K)` squared Euclidean distances, clipped at 0 against rounding."""
-    d = (x * x).sum(1)[:, None] - 2.0 * (x @ centres.T) + (centres * centres).sum(1)[None, :]
-    return np.maximum(d, 0.0)
-
-
-def kmeans(
-    x: np.ndarray, k: int, iterations: int = 20, seed: int | None = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """k-means++ seeding then Lloyd iterations; returns `(centres (k, D), labels (N,))`.
-
-    Small and dependency-free (float64, all points in memory): meant for a few tens of
-    thousands of descriptors, which is what a NetVLAD initialisation samples. An empty
-    cluster is re-seeded with the point farthest from its centre.
-    """
-    x = np.asarray(x, np.float64)
-    n = len(x)
-    if x.ndim != 2 or n < k or k < 1:
-        raise ValueError(f"kmeans needs an (N, D) array with N >= k >= 1, got {x.shape}, k={k}.")
-    rng = np.random.default_rng(seed)
-    centres = np.empty((k, x.shape[1]))
-    centres[0] = x[rng.integers(n)]
-    closest = _squared_distances(x, centres[:1])[:, 0]
-    for i in range(1, k):
-        total = closest.sum()
-        # All points on the chosen centres already (duplicates): any point will do.
-        pick = rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)
-        centres[i] = x[pick]
-        closest = np.minimum(closest, _squared_distances(x, centres[i : i + 1])[:, 0])
-    labels = np.full(n, -1)
-    for _ in range(iterations):
-        distances = _squared_distances(x, centres)
-        new_labels = distances.argmin(1)
-        if np.array_equal(new_labels, labels):
-            break
-        labels = new_labels
-        counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, x)
-        for j in np.flatnonzero(counts == 0):
-            far = distances[np.arange(n), labels].argmax()
-            sums[j], counts[j] = x[far], 1
-            distances[far, labels[far]] = 0.0
-        centres = sums / counts[:, None]
-    return centres, _squared_distances(x, centres).argmin(1)
+        return {
+            **super().get_config(),
+            "clusters": self.clusters,
+            "ghost_clusters": self.ghost_clusters,
+            "centers_initializer": keras.initializers.serialize(self.centers_initializer),
+            "alpha": self.alpha,
+            "epsilon": self.epsilon,
+            "data_format": self.data_format,
+        }
 
 
 def init_netvlad_from_features(
@@ -296,7 +232,7 @@ def init_netvlad_from_features(
     total = layer.clusters + layer.ghost_clusters
     if len(features) < total:
         raise ValueError(
-            f"k-means needs at least clusters + ghost_clusters = {total} descriptors, "
+            f"k-means needs at least `clusters` + `ghost_clusters` = {total} descriptors, "
             f"got {len(features)}."
         )
     rng = np.random.default_rng(seed)
@@ -310,10 +246,10 @@ def init_netvlad_from_features(
         if total < 2:
             alpha = layer.alpha  # one cluster: every assignment is 1 whatever alpha is
         else:
-            nearest = np.sort(_squared_distances(features, centres), axis=1)[:, :2]
+            nearest = np.sort(squared_distances(features, centres), axis=1)[:, :2]
             gap = float(np.mean(nearest[:, 1] - nearest[:, 0]))
             alpha = -np.log(0.01) / gap if gap > 0 else layer.alpha
-    alpha = _positive_float(alpha, "alpha")
+    alpha = positive_float(alpha, "alpha")
     layer.kernel.assign((2.0 * alpha * centres.T).astype(layer.kernel.dtype))
     layer.bias.assign((-alpha * (centres**2).sum(1)).astype(layer.bias.dtype))
     layer.centers.assign(centres[: layer.clusters].astype(layer.centers.dtype))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
-from pipeline.layers.arguments import standardize_data_format
+from pipeline.layers.arguments import positive_int_tuple, standardize_data_format
 
 _POOLINGS = {"max": "max", "avg": "avg", "average": "avg"}
 
@@ -20,15 +21,31 @@ def bin_edges(length: int, bins: int) -> list[tuple[int, int]]:
     when `length` is not a multiple of `bins` (or when `length < bins`).
     """
     if length < 1 or bins < 1:
-        raise ValueError(f"length and bins must be >= 1, got length={length}, bins={bins}.")
+        raise ValueError(f"`length` and `bins` must be >= 1, got length={length}, bins={bins}.")
     return [((i * length) // bins, -((-(i + 1) * length) // bins)) for i in range(bins)]
 
 
 def _bin_mask(length, bins: int):
     """`(bins, length)` boolean mask, True where a row belongs to a bin.
 
-    `length` may be a Python int or a scalar integer tensor (a `None` dimension): the edges
-    are computed with integer ops, so the same code serves eager, symbolic and XLA calls.
+    A known `length` (a Python int: every JAX and PyTorch call, and TensorFlow calls on a
+    fixed size) gives a NumPy constant, so nothing about the bins is traced. A `None`
+    dimension under TensorFlow's graph tracing arrives as a scalar tensor and takes
+    `_traced_bin_mask`.
+    """
+    if isinstance(length, (int, np.integer)):
+        edges = np.asarray(bin_edges(int(length), bins))
+        rows = np.arange(length)[None, :]
+        return (rows >= edges[:, :1]) & (rows < edges[:, 1:])
+    return _traced_bin_mask(length, bins)
+
+
+def _traced_bin_mask(length, bins: int):
+    """`_bin_mask` for a length only known at run time, with integer tensor ops.
+
+    Needs a backend whose arrays may have a length decided inside a traced function:
+    TensorFlow can (`tf.range` of a tensor); JAX cannot (its traced shapes are always
+    concrete, so it never gets here).
     """
     index = ops.arange(bins, dtype="int32")
     length = ops.cast(length, "int32")
@@ -39,6 +56,20 @@ def _bin_mask(length, bins: int):
         ops.greater_equal(rows[None, :], starts[:, None]),
         ops.less(rows[None, :], ends[:, None]),
     )
+
+
+def _length(x, axis: int):
+    """The static size of `axis` when the shape knows it, else its run-time size (a tensor)."""
+    size = x.shape[axis]
+    return ops.shape(x)[axis] if size is None else int(size)
+
+
+def _row_normalised(mask, dtype):
+    """A bin mask as averaging weights (each row sums to 1), in NumPy when the mask is."""
+    if isinstance(mask, np.ndarray):
+        return ops.convert_to_tensor(mask / mask.sum(axis=1, keepdims=True), dtype=dtype)
+    weights = ops.cast(mask, dtype)
+    return weights / ops.sum(weights, axis=1, keepdims=True)
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -52,6 +83,13 @@ class SpatialPyramidPooling(keras.layers.Layer):
     levels in order; within a level the bins are in row-major order and the channels vary
     fastest: `output[:, offset_n + (i * n + j) * C + c]` is bin `(i, j)`, channel `c` of
     level `n`. Its length is `C * sum(n * n for n in levels)` whatever `H` and `W` are.
+
+    Each level is a masked max (or a masked average: two small matrix products) with a
+    `(n, H)` and an `(n, W)` bin mask. When `H` and `W` are known while tracing (always on
+    JAX and PyTorch, whose traced shapes are concrete, and on TensorFlow for a fixed input
+    size) the masks are NumPy constants; a `None` size in a TensorFlow graph builds them with
+    tensor ops, so one graph serves every size. On JAX each new size is traced and compiled
+    again, like any shape change there.
 
     Args:
         levels: Grid sizes of the pyramid, positive ints. Defaults to `(1, 2, 4)`, which
@@ -92,19 +130,9 @@ class SpatialPyramidPooling(keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(levels, int) or not isinstance(levels, Sequence) or len(levels) == 0:
-            raise ValueError(
-                f"`levels` must be a non-empty sequence of positive ints, got levels={levels!r}."
-            )
-        for level in levels:
-            if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-                raise ValueError(
-                    "`levels` must be a non-empty sequence of positive ints, "
-                    f"got levels={levels!r}."
-                )
         if not isinstance(pooling, str) or pooling.lower() not in _POOLINGS:
             raise ValueError(f"`pooling` must be 'max' or 'avg', got pooling={pooling!r}.")
-        self.levels = tuple(int(level) for level in levels)
+        self.levels = positive_int_tuple(levels, "levels")
         self.pooling = _POOLINGS[pooling.lower()]
         self.data_format = standardize_data_format(data_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
@@ -122,7 +150,7 @@ class SpatialPyramidPooling(keras.layers.Layer):
         if channels is None:
             raise ValueError(
                 f"{self.__class__.__name__} needs a known channel dimension, got input shape "
-                f"{tuple(input_shape)} with data_format={self.data_format!r}."
+                f"{tuple(input_shape)} with `data_format`={self.data_format!r}."
             )
         spatial = input_shape[1:3] if self.data_format == "channels_last" else input_shape[2:]
         if any(size is not None and size < 1 for size in spatial):
@@ -140,15 +168,17 @@ class SpatialPyramidPooling(keras.layers.Layer):
         if self.pooling == "avg" and self.compute_dtype in ("float16", "bfloat16"):
             # Averages are sums first: keep them in float32 (the result is cast back).
             x = ops.cast(x, "float32")
-        height, width = ops.shape(x)[1], ops.shape(x)[2]
+        height, width = _length(x, 1), _length(x, 2)
         pooled = []
         for n in self.levels:
             if n == 1:
                 level = ops.max(x, axis=(1, 2)) if self.pooling == "max" else ops.mean(x, (1, 2))
             else:
                 mask_h, mask_w = _bin_mask(height, n), _bin_mask(width, n)
-                grid = self._pool_max(x, mask_h, mask_w) if self.pooling == "max" else (
-                    self._pool_avg(x, mask_h, mask_w)
+                grid = (
+                    self._pool_max(x, mask_h, mask_w)
+                    if self.pooling == "max"
+                    else self._pool_avg(x, mask_h, mask_w)
                 )
                 level = ops.reshape(grid, (-1, n * n * channels))
             pooled.append(level)
@@ -171,10 +201,7 @@ class SpatialPyramidPooling(keras.layers.Layer):
     @staticmethod
     def _pool_avg(x, mask_h, mask_w):
         """Average as two small matrix products with row-normalised bin masks."""
-        weights_h = ops.cast(mask_h, x.dtype)
-        weights_h = weights_h / ops.sum(weights_h, axis=1, keepdims=True)
-        weights_w = ops.cast(mask_w, x.dtype)
-        weights_w = weights_w / ops.sum(weights_w, axis=1, keepdims=True)
+        weights_h, weights_w = _row_normalised(mask_h, x.dtype), _row_normalised(mask_w, x.dtype)
         cols = ops.einsum("bhwc,jw->bhjc", x, weights_w)
         return ops.einsum("ih,bhjc->bijc", weights_h, cols)
 
@@ -184,8 +211,9 @@ class SpatialPyramidPooling(keras.layers.Layer):
         return (input_shape[0], size)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {"levels": list(self.levels), "pooling": self.pooling, "data_format": self.data_format}
-        )
-        return config
+        return {
+            **super().get_config(),
+            "levels": list(self.levels),
+            "pooling": self.pooling,
+            "data_format": self.data_format,
+        }

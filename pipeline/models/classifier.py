@@ -5,17 +5,19 @@ from __future__ import annotations
 import keras
 
 from pipeline.errors import PipelineError
-
-OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+from pipeline.models.optimizers import make_optimizer
 
 
 def output_layer(num_classes: int, name: str = "predictions") -> keras.layers.Dense:
     """One sigmoid unit for two classes, a softmax over N otherwise.
 
-    The output is float32 even under mixed precision, so losses stay stable.
+    The output is float32 even under mixed precision, so the loss (float32 by default in
+    Keras) is computed on float32 probabilities and stays stable.
     """
     if num_classes < 2:
-        raise PipelineError(f"a classifier needs at least 2 classes, the dataset has {num_classes}")
+        raise PipelineError(
+            f"a classifier needs at least 2 classes, the dataset has {num_classes}"
+        )
     if num_classes == 2:
         return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)
@@ -24,21 +26,6 @@ def output_layer(num_classes: int, name: str = "predictions") -> keras.layers.De
 def loss_for(num_classes: int) -> str:
     """The loss matching ``output_layer`` and the labels of ``pipeline.data.dataset``."""
     return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
-
-
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """An optimizer by name, with a clear error for names we do not offer."""
-    if learning_rate <= 0:
-        raise PipelineError(f"--lr must be positive, got {learning_rate}")
-    factories = {
-        "rmsprop": keras.optimizers.RMSprop,
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
-    }
-    if name not in factories:
-        raise PipelineError(f"--optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return factories[name](learning_rate=learning_rate)
 
 
 def compile_classifier(

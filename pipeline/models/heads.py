@@ -1,4 +1,4 @@
-"""Classifier heads that sit on a conv base's feature map, chosen with ``--head``.
+"""Classifier heads that sit on a conv base's feature map, chosen by name (``head``).
 
 A head is a plain stack of layers, built fresh by a recipe in ``HEADS``. The same stack
 is trained alone on cached features (``build_head``) and joined to the conv base for a
@@ -15,7 +15,6 @@ from data (NetVLAD's k-means centres) are set up by ``initialise_head``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -25,30 +24,10 @@ from pipeline.layers.locally_connected import LocallyConnected2D
 from pipeline.layers.netvlad import NetVLAD, init_netvlad_from_features
 from pipeline.layers.spatial_pyramid_pooling import SpatialPyramidPooling
 from pipeline.models.classifier import output_layer
+from pipeline.models.head_options import HeadOptions
 
 HEAD_PREFIX = "head_"
 OUTPUT_NAME = "predictions"
-
-
-@dataclass(frozen=True)
-class HeadOptions:
-    """The knobs heads share; a recipe uses those that apply to it."""
-
-    dense: int = 256  # units of the hidden Dense layer (0: none)
-    dropout: float = 0.5  # dropout rate before the output (0: none)
-    clusters: int = 16  # NetVLAD clusters K (output K * channels)
-    ghost_clusters: int = 0  # NetVLAD ghost clusters (GhostVLAD); 0: plain NetVLAD
-    local_filters: int = 32  # filters of the locally connected head
-
-    def validate(self) -> None:
-        if self.dense < 0:
-            raise PipelineError(f"--dense must be >= 0, got {self.dense}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise PipelineError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.clusters < 1 or self.ghost_clusters < 0:
-            raise PipelineError("--clusters must be >= 1 and --ghost-clusters >= 0")
-        if self.local_filters < 1:
-            raise PipelineError(f"--local-filters must be >= 1, got {self.local_filters}")
 
 
 def _dense_dropout(options: HeadOptions) -> list[keras.layers.Layer]:
@@ -104,11 +83,16 @@ SIZE_AGNOSTIC_HEADS = ("gap", "spp", "netvlad")
 DEFAULT_HEAD = "flatten"
 
 
+def check_head(name: str, options: HeadOptions) -> None:
+    """Refuse an unknown head or impossible options, with the field to change."""
+    if name not in HEADS:
+        raise PipelineError(f"`head` {name!r}: choose one of {', '.join(HEADS)}")
+    options.validate()
+
+
 def head_layers(name: str, num_classes: int, options: HeadOptions) -> list[keras.layers.Layer]:
     """Fresh layers of head ``name``, output layer last."""
-    if name not in HEADS:
-        raise PipelineError(f"--head {name!r}: choose one of {', '.join(HEADS)}")
-    options.validate()
+    check_head(name, options)
     layers = [*HEADS[name](options), output_layer(num_classes, name=OUTPUT_NAME)]
     for layer in layers:
         if layer.name != OUTPUT_NAME and not layer.name.startswith(HEAD_PREFIX):

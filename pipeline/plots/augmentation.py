@@ -13,11 +13,16 @@ from pipeline.data.augment import AugmentConfig, build_augmentation
 from pipeline.data.image_file import load_image_array
 from pipeline.data.pca_color import rgb_principal_components
 from pipeline.errors import PipelineError
+from pipeline.paths import output_file
+
+# Larger previews show nothing more and cost memory: a 4096 px square batch of 9 is 1.8 GB.
+MAX_PREVIEW_SIZE = 1024
+MAX_PREVIEW_COUNT = 48
 
 
 def plot_augmentations(
     image_path: Path,
-    out: Path,
+    out: Path | None,
     config: AugmentConfig,
     count: int = 8,
     image_size: int = 150,
@@ -26,11 +31,20 @@ def plot_augmentations(
     """Write the original image and ``count`` augmented versions of it as one PNG grid.
 
     PCA colour augmentation, when enabled, uses this image's own RGB components
-    (the training set's are used in training).
+    (the training set's are used in training). ``out`` None writes
+    ``models/augmentation-<image>.png``; an existing folder gets that file name inside it.
     """
-    if count < 1:
-        raise PipelineError(f"--count must be at least 1, got {count}")
-    image = load_image_array(Path(image_path), image_size)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_PREVIEW_COUNT:
+        raise PipelineError(f"`count` {count!r}: must be a whole number from 1 to "
+                            f"{MAX_PREVIEW_COUNT}")
+    if (isinstance(image_size, bool) or not isinstance(image_size, int)
+            or not 1 <= image_size <= MAX_PREVIEW_SIZE):
+        raise PipelineError(f"`image_size` {image_size!r}: must be a whole number of pixels "
+                            f"from 1 to {MAX_PREVIEW_SIZE}")
+    config.validate()
+    image_path = Path(image_path)
+    out = output_file(out, f"augmentation-{image_path.stem}.png", "models")
+    image = load_image_array(image_path, image_size)
     pca = rgb_principal_components([image]) if config.pca_color else None
     augmentation = build_augmentation(config, pca, seed=seed)
     if augmentation is None:

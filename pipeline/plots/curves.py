@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from pipeline import atomic
 from pipeline.errors import PipelineError
-from pipeline.runs import Run
+from pipeline.runs import CURVES, Run
 
 
 def smooth(values: Sequence[float], factor: float) -> np.ndarray:
@@ -22,7 +22,7 @@ def smooth(values: Sequence[float], factor: float) -> np.ndarray:
     ``factor`` 0 returns the values unchanged; 0.8 is the book's choice for noisy curves.
     """
     if not 0.0 <= factor < 1.0:
-        raise PipelineError(f"--smooth must be in [0, 1), got {factor}")
+        raise PipelineError(f"`smoothing` must be in [0, 1), got {factor}")
     values = np.asarray(values, dtype=float)
     out = np.empty_like(values)
     for i, value in enumerate(values):
@@ -50,6 +50,13 @@ def overfitting_onset(
         if rising and train[e + patience] < train[e]:
             return e + 1
     return None
+
+
+def default_output(runs: Sequence[Run]) -> Path:
+    """``curves.png`` in the run for one run; ``compare-<a>-vs-<b>.png`` beside them for more."""
+    if len(runs) == 1:
+        return runs[0].file(CURVES)
+    return runs[0].path.parent / ("compare-" + "-vs-".join(run.name for run in runs) + ".png")
 
 
 def plot_runs(runs: Sequence[Run], out: Path, smoothing: float = 0.0, patience: int = 3) -> Path:

@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.data.image_file import load_image_array
 from pipeline.errors import PipelineError
 from pipeline.evaluation.saved_model import load_run_model
+from pipeline.paths import output_folder
 from pipeline.visualize.model_layers import feature_map_layers, find_layer, outputs_model
 from pipeline.visualize.mosaic import save_mosaic, tile
 
@@ -27,11 +28,11 @@ def layer_activations(model, image: np.ndarray, layer_names: Sequence[str] | Non
     Default layers: every convolution and pooling layer, input to output.
     """
     if layer_names:
-        layers = [find_layer(model, name, "--layers") for name in layer_names]
+        layers = [find_layer(model, name, "layer_names") for name in layer_names]
         for layer in layers:
             if len(layer.output.shape) != 4:
                 raise PipelineError(
-                    f"--layers {layer.name!r} outputs shape {tuple(layer.output.shape)}, "
+                    f"`layer_names` {layer.name!r} outputs shape {tuple(layer.output.shape)}, "
                     "not feature maps; choose convolution or pooling layers"
                 )
     else:
@@ -72,13 +73,15 @@ def write_activations(
 ) -> list[Path]:
     """Write one PNG per layer to ``out_dir`` (default ``<run>/visualize/activations-<image>/``)."""
     if max_channels < 1:
-        raise PipelineError("--channels must be at least 1")
+        raise PipelineError(f"`max_channels` {max_channels}: must be at least 1")
+    if out_dir is not None:
+        output_folder(out_dir, "out_dir")  # refused before the model is loaded
     loaded = load_run_model(run_path, which)
     image = load_image_array(Path(image_path), loaded.image_size)
     activations = layer_activations(loaded.model, image, layer_names)
-    out = Path(out_dir) if out_dir else (
+    out = output_folder(out_dir if out_dir else (
         loaded.run.file("visualize") / f"activations-{_safe(Path(image_path).stem)}"
-    )
+    ), "out_dir")
     written = []
     for index, (name, maps) in enumerate(activations.items(), start=1):
         height, width, channels = maps.shape

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation.saved_model import load_run_model
+from pipeline.paths import output_file
 from pipeline.visualize.model_layers import find_conv_layer, single_input
 from pipeline.visualize.mosaic import save_mosaic, tile
 
@@ -45,7 +46,7 @@ def filter_patterns(
     The score of a pattern is the mean activation of its filter, which ascent increases.
     """
     if count < 1 or steps < 1:
-        raise PipelineError("--count and --steps must be at least 1")
+        raise PipelineError(f"`count` {count} and `steps` {steps}: both must be at least 1")
     layer = find_conv_layer(model, layer_name)
     filters = int(layer.output.shape[-1])
     count = min(count, filters)
@@ -114,6 +115,8 @@ def write_filter_patterns(
 ) -> Path:
     """Write a grid of ``count`` filter patterns of ``layer_name`` (default
     ``<run>/visualize/filters-<layer>.png``)."""
+    if out is not None:
+        output_file(out, f"filters-{layer_name}.png", ".")  # refused before any work
     loaded = load_run_model(run_path, which)
     patterns, _ = filter_patterns(
         loaded.model, layer_name, count=count, steps=steps, image_size=loaded.image_size
@@ -123,5 +126,5 @@ def write_filter_patterns(
     columns = math.ceil(math.sqrt(len(patterns)))
     title = (f"{loaded.run.name} {layer_name}: patterns maximising filters 0-{len(patterns) - 1} "
              f"of {total} ({steps} steps)")
-    path = Path(out) if out else loaded.run.file("visualize") / f"filters-{layer_name}.png"
+    path = output_file(out, f"filters-{layer_name}.png", loaded.run.file("visualize"))
     return save_mosaic(tile(patterns, columns, gap=2), path, title)

@@ -44,7 +44,7 @@ def gradcam(
     """Grad-CAM of one raw image (S, S, 3) in 0..255; ``class_index`` None: the predicted class."""
     layer = find_layer(model, layer_name) if layer_name else last_conv_layer(model)
     if len(layer.output.shape) != 4:
-        raise PipelineError(f"--layer {layer.name!r} has no feature maps (output "
+        raise PipelineError(f"`layer_name` {layer.name!r} has no feature maps (output "
                             f"{tuple(layer.output.shape)}); choose a convolution layer")
     head = _dense_head(model)
     last_tensor = head.input if head is not None else model.outputs[0]

@@ -13,12 +13,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps
+from PIL import Image
 
 from pipeline import atomic
-from pipeline.data.image_file import load_image_array
+from pipeline.data.image_file import load_image_array, load_photo
 from pipeline.errors import PipelineError
 from pipeline.evaluation.saved_model import class_index, load_run_model
+from pipeline.paths import output_folder
 from pipeline.visualize.gradcam import GradCam, gradcam
 
 OVERLAY_SIDE = 512  # longest side of the overlay, pixels
@@ -47,9 +48,11 @@ def write_gradcam(
     """One PNG per image (default ``<run>/visualize/gradcam-<image>[-<class>].png``)."""
     if not image_paths:
         raise PipelineError("give at least one image")
+    if out_dir is not None:
+        output_folder(out_dir, "out_dir")  # refused before the model is loaded
     loaded = load_run_model(run_path, which)
     chosen = class_index(loaded.class_names, class_name) if class_name else None
-    out = Path(out_dir) if out_dir else loaded.run.file("visualize")
+    out = output_folder(out_dir if out_dir else loaded.run.file("visualize"), "out_dir")
     written = []
     for image_path in image_paths:
         image_path = Path(image_path)
@@ -74,7 +77,7 @@ def plot_gradcam(
     coarse.imshow(result.heatmap, cmap="jet", vmin=0, vmax=1, interpolation="nearest")
     rows, cols = result.heatmap.shape
     coarse.set_title(f"Grad-CAM of {result.layer_name} ({rows}x{cols})")
-    overlaid.imshow(overlay_heatmap(_photo(image_path), result.heatmap))
+    overlaid.imshow(overlay_heatmap(load_photo(image_path, OVERLAY_SIDE), result.heatmap))
     overlaid.set_title(f"where the model sees '{shown}'")
     for axes in (seen, coarse, overlaid):
         axes.set_axis_off()
@@ -87,13 +90,6 @@ def plot_gradcam(
     with atomic.atomic_path(out) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
     return out
-
-
-def _photo(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert("RGB")
-        image.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
-        return np.asarray(image)
 
 
 def _safe(name: str) -> str:

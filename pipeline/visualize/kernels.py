@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps
 
 from pipeline import atomic
+from pipeline.data import image_file
 from pipeline.errors import PipelineError
+from pipeline.paths import output_file
 
 # name -> (integer weights, divisor): the kernel is weights / divisor.
 KERNELS: dict[str, tuple[tuple[tuple[int, ...], ...], int]] = {
@@ -55,24 +56,18 @@ def convolve3x3(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def load_photo(path: Path, side: int = WORKING_SIDE) -> np.ndarray:
     """The photo as (H, W, 3) float32 0..255, shrunk to ``side`` on its longest side."""
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((side, side))
-            return np.asarray(image, dtype=np.float32)
-    except FileNotFoundError as error:
-        raise PipelineError(f"{path}: no such file") from error
-    except (OSError, ValueError) as error:
-        raise PipelineError(f"{path}: not a readable image ({error})") from error
+    return image_file.load_photo(path, side).astype(np.float32)
 
 
 def write_kernel_effects(image_path: str | Path, out: str | Path | None = None,
-                         side: int = WORKING_SIDE) -> Path:
-    """Write the photo through each kernel side by side (default ``models/kernels-<image>.png``)."""
+                         size: int = WORKING_SIDE) -> Path:
+    """Write the photo through each kernel side by side (default ``models/kernels-<image>.png``;
+    an existing folder ``out`` gets that file name inside it)."""
     image_path = Path(image_path)
-    if side < 8:
-        raise PipelineError("--size must be at least 8 pixels")
-    photo = load_photo(image_path, side)
+    if size < 8:
+        raise PipelineError(f"`size` {size}: must be at least 8 pixels")
+    path = output_file(out, f"kernels-{image_path.stem}.png", "models")
+    photo = load_photo(image_path, size)
     figure = Figure(figsize=(12, 9.5), layout="constrained")
     for axes, name in zip(figure.subplots(2, 3).ravel(), KERNELS, strict=True):
         result = convolve3x3(photo, kernel(name)).clip(0, 255).astype(np.uint8)
@@ -80,7 +75,6 @@ def write_kernel_effects(image_path: str | Path, out: str | Path | None = None,
         axes.set_title(f"{name}\n{_kernel_text(name)}", fontsize="small", family="monospace")
         axes.set_axis_off()
     figure.suptitle(f"3x3 kernels applied to {image_path.name} ({photo.shape[1]}x{photo.shape[0]})")
-    path = Path(out) if out else Path("models") / f"kernels-{image_path.stem}.png"
     with atomic.atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
     return path

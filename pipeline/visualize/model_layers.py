@@ -30,14 +30,14 @@ def feature_map_layers(model: keras.Model) -> list[keras.Layer]:
     return [layer for layer in model.layers if isinstance(layer, CONV_TYPES + POOL_TYPES)]
 
 
-def find_layer(model: keras.Model, name: str, option: str = "--layer") -> keras.Layer:
+def find_layer(model: keras.Model, name: str, field: str = "layer_name") -> keras.Layer:
     """``model``'s layer called ``name``, or an error listing the convolution layers there are."""
     try:
         return model.get_layer(name)
     except ValueError:
         choices = _short_list([layer.name for layer in conv_layers(model)])
         raise PipelineError(
-            f"{option} {name!r}: no such layer in {model.name}; convolution layers: {choices}"
+            f"`{field}` {name!r}: no such layer in {model.name}; convolution layers: {choices}"
         ) from None
 
 
@@ -47,7 +47,7 @@ def find_conv_layer(model: keras.Model, name: str) -> keras.Layer:
     if not is_conv_layer(layer):
         choices = _short_list([layer.name for layer in conv_layers(model)])
         raise PipelineError(
-            f"--layer {name!r} is a {type(layer).__name__}, not a convolution; "
+            f"`layer_name` {name!r} is a {type(layer).__name__}, not a convolution; "
             f"choose one of: {choices}"
         )
     return layer
@@ -58,7 +58,7 @@ def last_conv_layer(model: keras.Model) -> keras.Layer:
     layers = conv_layers(model)
     if not layers:
         raise PipelineError(
-            f"{model.name} has no convolution layer at its top level; name one with --layer"
+            f"{model.name} has no convolution layer at its top level; name one with `layer_name`"
         )
     return layers[-1]
 

@@ -23,6 +23,11 @@ from pipeline.features import (
 from pipeline.models.transfer import producer_name
 
 
+def feature_cache(features_dir: Path | None, models_dir: Path) -> FeatureCache:
+    """The cache at ``features_dir``, by default ``<models_dir>/features``."""
+    return FeatureCache(Path(features_dir) if features_dir else Path(models_dir) / "features")
+
+
 @dataclass(frozen=True)
 class FeatureSource:
     """The dataset and conv base that features are computed from."""
@@ -32,7 +37,8 @@ class FeatureSource:
     base: str
     image_size: int
     preprocessing: str
-    batch_size: int = 32
+    precision: str = "float32"  # the dtype policy the model computes in
+    batch_size: int = 32  # images per conv base call while extracting: memory, not accuracy
     verbose: int = 1
 
     def key(self, model: keras.Model, split: str) -> FeatureKey:
@@ -45,6 +51,7 @@ class FeatureSource:
             preprocessing=self.preprocessing,
             dataset=self.dataset_checksum,
             split=split,
+            precision=self.precision,
         )
 
 

@@ -1,4 +1,4 @@
-"""Helpers every workflow configuration shares: JSON form and reproducible seeding."""
+"""Helpers every workflow shares: its config's JSON form, seeding, the dataset's splits."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 
 import keras
 
-from pipeline.data.augment import AugmentConfig
+from pipeline.data.manifest import SPLITS
 from pipeline.errors import PipelineError
-from pipeline.models.classifier import make_optimizer
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -33,18 +32,11 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def check_training_options(
-    optimizer: str,
-    learning_rate: float,
-    epochs: int,
-    batch_size: int,
-    augmentation: AugmentConfig | None = None,
-) -> None:
-    """Refuse training options every workflow shares, before any expensive step."""
-    make_optimizer(optimizer, learning_rate)
-    if epochs < 1:
-        raise PipelineError(f"--epochs must be at least 1, got {epochs}")
-    if batch_size < 1:
-        raise PipelineError(f"--batch-size must be at least 1, got {batch_size}")
-    if augmentation is not None:
-        augmentation.validate()
+def splits_present(manifest: dict, data_dir: Path) -> list[str]:
+    """The splits of a prepared dataset that hold images; train and validation must."""
+    splits = [split for split in SPLITS if sum(manifest["counts"][split].values())]
+    for needed in ("train", "validation"):
+        if needed not in splits:
+            raise PipelineError(f"{data_dir}: the {needed} split is empty; "
+                                "re-run `python cli.py data prepare`")
+    return splits

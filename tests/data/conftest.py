@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -60,3 +61,28 @@ def tree_digest(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def digest_tree() -> Callable[[Path], dict[str, str]]:
     return tree_digest
+
+
+@pytest.fixture
+def small_fs(tmp_path) -> Callable[..., Path]:
+    """``small_fs(size="256k", read_only=False)``: a real, tiny tmpfs file system of its own.
+
+    For a full disk, a read-only folder and a cross-device link without any mock. Needs
+    root (or CAP_SYS_ADMIN); the test is skipped, saying so, where mounting is not allowed.
+    """
+    mounts: list[Path] = []
+
+    def make(size: str = "256k", read_only: bool = False) -> Path:
+        point = tmp_path / f"fs{len(mounts)}"
+        point.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'})")
+        mounts.append(point)
+        return point
+
+    yield make
+    for point in reversed(mounts):
+        subprocess.run(["umount", str(point)], check=False)

@@ -39,19 +39,38 @@ def test_pca_color_needs_the_training_set_components():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("rotation", -1.0, "--rotation"), ("zoom", -0.1, "--zoom"), ("rotation", 400.0, "degrees"),
-     ("fill_mode", "mirror", "--fill-mode")],
+    [("rotation", -1.0, "`rotation` -1.0: must be a number, 0 or more"),
+     ("zoom", -0.1, "`zoom` -0.1"), ("rotation", 400.0, "in degrees, at most 180"),
+     ("zoom", 1.5, r"`zoom` 1.5: is a fraction of the image, at most 1"),
+     ("width_shift", 2.0, "`width_shift` 2.0"), ("height_shift", 1.01, "`height_shift` 1.01"),
+     ("fill_mode", "mirror", "`fill_mode` 'mirror'")],
 )
-def test_bad_settings_are_named(field, value, message):
+def test_bad_settings_are_named_by_their_field(field, value, message):
     config = AugmentConfig(**{field: value})
     with pytest.raises(PipelineError, match=message):
         build_augmentation(config)
 
 
-def test_augmentation_runs_inside_a_compiled_model():
+def test_augmentation_trains_inside_a_model_is_off_at_inference_and_saved_with_it(tmp_path):
     inputs = keras.Input((32, 32, 3))
-    x = build_augmentation(AugmentConfig(pca_color=0.1), (np.ones(3), np.eye(3)), seed=0)(inputs)
-    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x))
+    augmentation = build_augmentation(
+        AugmentConfig(pca_color=0.1), (np.ones(3), np.eye(3)), seed=0
+    )
+    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(augmentation(inputs)))
     model = keras.Model(inputs, outputs)
     model.compile("sgd", "mse")
-    model.fit(_images(), np.zeros((4, 1)), epochs=1, verbose=0)
+    images = _images()
+    history = model.fit(images, np.ones((4, 1)), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+    # At inference the augmentation is the identity: the model is Dense(mean colour).
+    kernel, bias = model.layers[-1].get_weights()
+    expected = images.mean(axis=(1, 2)) @ kernel + bias
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, rtol=1e-4)
+
+    model.save(tmp_path / "augmented.keras")
+    loaded = keras.models.load_model(tmp_path / "augmented.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, rtol=1e-4)
+    names = [type(layer).__name__ for layer in loaded.get_layer("augmentation").layers]
+    assert names == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear",
+                     "RandomZoom", "PCAColorAugmentation"]

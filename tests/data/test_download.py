@@ -68,7 +68,7 @@ def test_extraction_drops_unusable_files_and_reports_them(tmp_path, petimages_zi
 def test_existing_extraction_needs_force(tmp_path, petimages_zip):
     data_root = tmp_path / "data"
     extract_petimages(petimages_zip, data_root)
-    with pytest.raises(PipelineError, match="pass --force"):
+    with pytest.raises(PipelineError, match="set `force` to extract again"):
         extract_petimages(petimages_zip, data_root)
     assert extract_petimages(petimages_zip, data_root, force=True).counts == {"Cat": 3, "Dog": 3}
 
@@ -132,7 +132,7 @@ def test_offline_fails_at_once_with_what_to_do_instead(tmp_path):
     assert time.monotonic() - start < 5
     message = str(error.value)
     assert message.startswith("cannot reach 127.0.0.1")
-    assert "`python cli.py data prepare --source PATH`" in message
+    assert "`data prepare` with `source` set to that folder" in message
     assert not (tmp_path / "data" / "downloads").exists()
 
 

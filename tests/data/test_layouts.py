@@ -73,7 +73,7 @@ def test_any_folder_with_one_sub_folder_per_class(tmp_path, write_image):
 
 
 def test_missing_source_names_the_folder_and_the_option(tmp_path):
-    with pytest.raises(PipelineError, match=r"--source .*nowhere: folder not found; point"):
+    with pytest.raises(PipelineError, match=r"`source` .*nowhere: folder not found; point"):
         scan_source(tmp_path / "nowhere")
 
 
@@ -103,7 +103,7 @@ def test_folder_of_unlabelled_files_is_refused(tmp_path, write_image):
 def test_folder_of_splits_points_at_train(tmp_path, write_image):
     write_image(tmp_path / "train" / "cat.0.jpg")
     write_image(tmp_path / "test1" / "1.jpg")
-    with pytest.raises(PipelineError, match=r"use --source .*train$"):
+    with pytest.raises(PipelineError, match=r"use `source` .*train$"):
         scan_source(tmp_path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 from PIL import Image
@@ -15,6 +16,7 @@ from pipeline.data.manifest import (
     manifest_checksum,
     read_manifest,
     require_prepared,
+    verify_dataset,
 )
 from pipeline.data.prepare import PrepareConfig, prepare_dataset
 from pipeline.errors import PipelineError
@@ -67,17 +69,22 @@ def test_manifest_describes_every_file(tmp_path, kaggle_source):
     assert manifest["source"] == str(source.resolve())
     assert manifest["requested"] == {"train": 4, "validation": 3, "test": 3}
     first = manifest["splits"]["train"]["cat"][0]
+    written = (result.dataset_dir / "train" / "cat" / "cat.0.jpg").stat()
     assert first == {
         "name": "cat.0.jpg",
         "sha256": prepare_module.file_sha256(source / "cat.0.jpg"),
+        "size": (source / "cat.0.jpg").stat().st_size,
+        "mtime_ns": written.st_mtime_ns,
         "source": "cat.0.jpg",
         "converted": False,
+        "made": first["made"],
     }
+    assert first["made"] in ("copy", "reflink") and manifest["link"] is False
     assert manifest["counts"]["test"] == {"cat": 3, "dog": 3}
     assert "summary" not in manifest and "cat 4, dog 4" in result.summary()
 
 
-def test_unchanged_photos_are_hard_links_and_the_source_is_untouched(
+def test_photos_are_copied_so_editing_the_dataset_never_changes_them(
     tmp_path, kaggle_source, digest_tree
 ):
     source = kaggle_source(per_class=10)
@@ -85,28 +92,44 @@ def test_unchanged_photos_are_hard_links_and_the_source_is_untouched(
 
     result = prepare_dataset(config_for(source, tmp_path), progress=False)
 
+    out = result.dataset_dir / "train" / "cat" / "cat.0.jpg"
+    assert out.read_bytes() == (source / "cat.0.jpg").read_bytes()
+    assert not os.path.samefile(out, source / "cat.0.jpg") and out.stat().st_nlink == 1
+    os.chmod(out, 0o600)
+    out.write_bytes(b"edited in the dataset")
     assert digest_tree(source) == before
+    assert (result.linked, result.copied + result.reflinked, result.converted) == (0, 20, 0)
+    assert "20 copied" in result.summary() or "reflinked" in result.summary()
+
+
+def test_hard_links_only_when_asked_and_recorded(tmp_path, kaggle_source):
+    source = kaggle_source(per_class=10)
+    result = prepare_dataset(config_for(source, tmp_path, link=True), progress=False)
     out = result.dataset_dir / "train" / "cat" / "cat.0.jpg"
     assert os.path.samefile(out, source / "cat.0.jpg") and out.stat().st_nlink == 2
-    assert (result.linked, result.copied, result.converted) == (20, 0, 0)
+    assert (result.linked, result.copied) == (20, 0)
+    manifest = read_manifest(result.dataset_dir)
+    assert manifest["link"] is True and manifest["splits"]["test"]["dog"][0]["made"] == "link"
 
 
-def test_copy_instead_of_link_when_asked(tmp_path, kaggle_source):
-    source = kaggle_source(per_class=10)
-    result = prepare_dataset(config_for(source, tmp_path, link=False), progress=False)
-    out = result.dataset_dir / "train" / "cat" / "cat.0.jpg"
-    assert not os.path.samefile(out, source / "cat.0.jpg")
-    assert out.read_bytes() == (source / "cat.0.jpg").read_bytes()
+def test_link_across_file_systems_falls_back_to_copy(tmp_path, kaggle_source, small_fs):
+    source = kaggle_source(per_class=10)  # on tmp_path's file system; the dataset on a tmpfs
+    data_root = small_fs("1m")
+    result = prepare_dataset(config_for(source, tmp_path, data_root=data_root, link=True),
+                             progress=False)
     assert (result.linked, result.copied) == (0, 20)
+    assert read_manifest(result.dataset_dir)["splits"]["train"]["cat"][0]["made"] == "copy"
+    assert verify_dataset(result.dataset_dir).files == 20
 
 
-def test_failed_link_falls_back_to_copy(tmp_path, kaggle_source, monkeypatch):
-    def cross_device(src, dst):
-        raise OSError(18, "Invalid cross-device link")
-
-    monkeypatch.setattr(prepare_module.os, "link", cross_device)
-    result = prepare_dataset(config_for(kaggle_source(per_class=10), tmp_path), progress=False)
-    assert (result.linked, result.copied) == (0, 20)
+def test_written_files_follow_the_umask(tmp_path, kaggle_source):
+    old = os.umask(0o027)
+    try:
+        result = prepare_dataset(config_for(kaggle_source(per_class=10), tmp_path), False)
+    finally:
+        os.umask(old)
+    for path in (result.manifest_path, result.dataset_dir / "test" / "dog" / "dog.9.jpg"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
 
 
 def test_bad_photos_are_skipped_listed_and_replaced_by_the_next_ids(
@@ -162,7 +185,7 @@ def test_photos_tensorflow_cannot_read_are_converted_to_rgb_jpeg(tmp_path, write
     for path in result.dataset_dir.rglob("*.jpg"):
         with Image.open(path) as image:
             assert image.format == "JPEG" and image.mode in ("RGB", "L")
-    assert (result.linked, result.converted) == (2, 6)  # the grey JPEGs go in as they are
+    assert (result.copied + result.reflinked, result.converted) == (2, 6)  # grey JPEGs as they are
     entries = read_manifest(result.dataset_dir)["splits"]["test"]["cat"]
     assert entries[0]["converted"] is True and entries[0]["source"] == "cat/d_alpha.png"
 
@@ -217,7 +240,7 @@ def test_too_few_images_is_refused_before_anything_is_written(tmp_path, kaggle_s
         prepare_dataset(config_for(source, tmp_path), progress=False)
     message = str(error.value)
     assert "class 'cat' has 8 usable images" in message and "need 10" in message
-    assert "smaller --train/--validation/--test" in message and "\n" not in message
+    assert "smaller `train`, `validation` or `test`" in message and "\n" not in message
     assert not (tmp_path / "data").exists()
 
 
@@ -250,7 +273,7 @@ def test_existing_dataset_is_refused_without_force_and_replaced_with_it(tmp_path
     source = kaggle_source(per_class=12)
     prepare_dataset(config_for(source, tmp_path), progress=False)
 
-    with pytest.raises(PipelineError, match="pass --force to replace it or choose another --name"):
+    with pytest.raises(PipelineError, match="set `force` to replace it or choose another `name`"):
         prepare_dataset(config_for(source, tmp_path, train=2), progress=False)
 
     result = prepare_dataset(config_for(source, tmp_path, train=2, force=True), progress=False)
@@ -273,9 +296,80 @@ def test_force_never_deletes_a_folder_that_is_not_a_dataset(tmp_path, kaggle_sou
     foreign.mkdir(parents=True)
     (foreign / "thesis.tex").write_text("years of work")
 
-    with pytest.raises(PipelineError, match="not deleting it even with --force"):
+    with pytest.raises(PipelineError, match="not deleting anything even with `force`"):
         prepare_dataset(config_for(source, tmp_path, force=True), progress=False)
     assert (foreign / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [{"format": 1, "note": "someone else's manifest"}, {"classes": [], "splits": {}, "counts": {}}],
+)
+def test_force_never_deletes_a_folder_with_someone_elses_manifest(
+    tmp_path, kaggle_source, manifest
+):
+    foreign = tmp_path / "data" / "small"
+    foreign.mkdir(parents=True)
+    (foreign / MANIFEST_NAME).write_text(json.dumps(manifest))
+    (foreign / "precious.txt").write_text("keep me")
+    with pytest.raises(PipelineError, match="not deleting anything even with `force`"):
+        prepare_dataset(config_for(kaggle_source(10), tmp_path, force=True), progress=False)
+    assert (foreign / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [("precious.txt", "precious.txt"), ("train/notes.txt", "train/notes.txt"),
+     ("train/cat/mine.jpg", "train/cat/mine.jpg"), ("test/horse/h.jpg", "test/horse")],
+)
+def test_force_replaces_our_dataset_only_when_it_holds_nothing_else(
+    tmp_path, kaggle_source, extra, named
+):
+    source = kaggle_source(per_class=10)
+    first = prepare_dataset(config_for(source, tmp_path), progress=False)
+    (first.dataset_dir / extra).parent.mkdir(parents=True, exist_ok=True)
+    (first.dataset_dir / extra).write_text("not written by prepare")
+
+    with pytest.raises(PipelineError, match=rf"holds {named}, which this package did not write"):
+        prepare_dataset(config_for(source, tmp_path, force=True, train=3), progress=False)
+    assert (first.dataset_dir / extra).read_text() == "not written by prepare"
+    assert read_manifest(first.dataset_dir)["requested"]["train"] == 4
+
+    (first.dataset_dir / extra).unlink()
+    if extra.startswith("test/horse"):
+        (first.dataset_dir / "test" / "horse").rmdir()
+    again = prepare_dataset(config_for(source, tmp_path, force=True, train=3), progress=False)
+    assert again.replaced and read_manifest(again.dataset_dir)["requested"]["train"] == 3
+    assert sorted(p.name for p in tmp_path.joinpath("data").iterdir()) == ["small"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_partial(tmp_path, kaggle_source, small_fs):
+    source = kaggle_source(per_class=60)
+    data_root = small_fs("160k")
+    old = prepare_dataset(
+        config_for(source, tmp_path, data_root=data_root, train=2, validation=1, test=1), False
+    )
+    old_files = sorted(p.relative_to(data_root) for p in data_root.rglob("*"))
+
+    with pytest.raises(PipelineError, match=r"the disk is full .*free space or choose") as error:
+        prepare_dataset(
+            config_for(source, tmp_path, data_root=data_root, train=40, force=True), False
+        )
+    assert "\n" not in str(error.value)
+    assert sorted(p.relative_to(data_root) for p in data_root.rglob("*")) == old_files
+    assert verify_dataset(old.dataset_dir, full=True).files == 8
+
+
+def test_a_data_root_that_is_a_file_or_read_only_is_refused_before_any_work(
+    tmp_path, kaggle_source, small_fs
+):
+    source = kaggle_source(per_class=10)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(PipelineError, match=r"`data_root` .*file is a file, not a folder"):
+        prepare_dataset(config_for(source, tmp_path, data_root=tmp_path / "file"), False)
+    read_only = small_fs("64k", read_only=True)
+    with pytest.raises(PipelineError, match=r"`data_root` .* is read-only"):
+        prepare_dataset(config_for(source, tmp_path, data_root=read_only / "data"), False)
 
 
 def test_empty_destination_folder_is_simply_used(tmp_path, kaggle_source):
@@ -299,10 +393,12 @@ def test_destination_inside_or_around_the_source_is_refused(tmp_path, kaggle_sou
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"train": 0}, "--train 0"),
-        ({"test": -1}, "--test -1"),
-        ({"name": "../escape"}, "--name '../escape'"),
-        ({"name": ""}, "--name ''"),
+        ({"train": 0}, "`train` 0"),
+        ({"test": -1}, "`test` -1"),
+        ({"name": "../escape"}, "`name` '../escape'"),
+        ({"name": "/etc"}, "`name` '/etc'"),
+        ({"name": ".hidden"}, "`name` '.hidden'"),
+        ({"name": ""}, "`name` ''"),
     ],
 )
 def test_bad_options_are_refused(tmp_path, kaggle_source, overrides, message):
@@ -310,39 +406,28 @@ def test_bad_options_are_refused(tmp_path, kaggle_source, overrides, message):
         prepare_dataset(config_for(kaggle_source(4), tmp_path, **overrides), progress=False)
 
 
-def test_interrupted_run_leaves_no_manifest_and_is_detected(tmp_path, kaggle_source, monkeypatch):
+def test_an_unfinished_dataset_is_detected_and_never_replaced(tmp_path, kaggle_source):
+    # What a run of an older version left when killed: split folders, no manifest. Nothing
+    # proves who wrote it, so even `force` refuses it; require_prepared says what to do.
     source = kaggle_source(per_class=10)
-    real_hash, calls = prepare_module.file_sha256, []
-
-    def failing_hash(path):
-        calls.append(path)
-        if len(calls) == 7:
-            raise OSError(28, "No space left on device")
-        return real_hash(path)
-
-    monkeypatch.setattr(prepare_module, "file_sha256", failing_hash)
-    with pytest.raises(OSError, match="No space left"):
-        prepare_dataset(config_for(source, tmp_path), progress=False)
     dataset = tmp_path / "data" / "small"
-    assert any(dataset.rglob("*.jpg")) and not (dataset / MANIFEST_NAME).exists()
-    with pytest.raises(PipelineError, match=r"did not finish; re-run .* --force"):
+    (dataset / "train" / "cat").mkdir(parents=True)
+    (dataset / "train" / "cat" / "cat.0.jpg").write_bytes((source / "cat.0.jpg").read_bytes())
+    with pytest.raises(PipelineError, match=r"did not finish; prepare it again .* `force`"):
         require_prepared(dataset)
-
-    monkeypatch.setattr(prepare_module, "file_sha256", real_hash)
-    with pytest.raises(PipelineError, match="pass --force"):
-        prepare_dataset(config_for(source, tmp_path), progress=False)
-    result = prepare_dataset(config_for(source, tmp_path, force=True), progress=False)
-    assert require_prepared(result.dataset_dir)["counts"]["train"]["dog"] == 4
+    with pytest.raises(PipelineError, match=f"has no {MANIFEST_NAME} of a prepared dataset"):
+        prepare_dataset(config_for(source, tmp_path, force=True), progress=False)
+    assert (dataset / "train" / "cat" / "cat.0.jpg").exists()
 
 
 def test_require_prepared_says_what_to_run(tmp_path):
-    with pytest.raises(PipelineError, match=r"no prepared dataset here; run `python cli.py data"):
+    with pytest.raises(PipelineError, match=r"no prepared dataset here; prepare it first"):
         require_prepared(tmp_path / "missing")
 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / MANIFEST_NAME).write_text("{ half a manifest")
-    with pytest.raises(PipelineError, match=r"unreadable manifest .* --force"):
+    with pytest.raises(PipelineError, match=r"unreadable manifest .* `force`"):
         require_prepared(broken)
 
     (broken / MANIFEST_NAME).write_text(json.dumps({"format": 1, "hello": "world"}))

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline.data.images import check_image
-from pipeline.data.manifest import SPLITS, class_names, manifest_checksum, require_prepared
-from pipeline.data.synth import SHAPES, draw_sample, write_synthetic_dataset
+from pipeline.data.manifest import (
+    MANIFEST_NAME,
+    SPLITS,
+    class_names,
+    manifest_checksum,
+    require_prepared,
+    verify_dataset,
+)
+from pipeline.data.synth import SHAPES, available_memory, draw_sample, write_synthetic_dataset
 from pipeline.errors import PipelineError
 
 
@@ -42,9 +51,14 @@ def test_same_seed_same_pixels_other_seed_other_pixels(tmp_path):
     one = require_prepared(write_synthetic_dataset(tmp_path / "a", sizes=(4, 2, 2), seed=3))
     two = require_prepared(write_synthetic_dataset(tmp_path / "b", sizes=(4, 2, 2), seed=3))
     three = require_prepared(write_synthetic_dataset(tmp_path / "c", sizes=(4, 2, 2), seed=4))
-    assert one["splits"] == two["splits"]
+    def checksums(manifest):
+        return {(split, label, entry["name"]): entry["sha256"]
+                for split in SPLITS for label, entries in manifest["splits"][split].items()
+                for entry in entries}
+
+    assert checksums(one) == checksums(two)
     assert manifest_checksum(one) == manifest_checksum(two)
-    assert one["splits"] != three["splits"]
+    assert checksums(one) != checksums(three)
 
 
 def test_classes_differ_in_shape_not_in_a_constant_colour(tmp_path):
@@ -79,7 +93,7 @@ def test_three_classes(tmp_path):
 
 def test_existing_dataset_needs_force(tmp_path):
     dest = write_synthetic_dataset(tmp_path / "s", sizes=(2, 1, 1))
-    with pytest.raises(PipelineError, match="pass --force"):
+    with pytest.raises(PipelineError, match="set `force`"):
         write_synthetic_dataset(dest, sizes=(3, 1, 1))
     write_synthetic_dataset(dest, sizes=(3, 1, 1), force=True)
     assert require_prepared(dest)["counts"]["train"]["cat"] == 3
@@ -89,9 +103,43 @@ def test_existing_dataset_needs_force(tmp_path):
 def test_foreign_folder_is_not_deleted_even_with_force(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "notes.txt").write_text("keep me")
-    with pytest.raises(PipelineError, match="not deleting it"):
+    with pytest.raises(PipelineError, match="not deleting anything"):
         write_synthetic_dataset(tmp_path / "s", force=True)
     assert (tmp_path / "s" / "notes.txt").exists()
+
+
+def test_force_keeps_a_file_someone_added_to_a_synthetic_dataset(tmp_path):
+    dest = write_synthetic_dataset(tmp_path / "s", sizes=(2, 1, 1), image_size=32)
+    (dest / "precious.txt").write_text("keep me")
+    with pytest.raises(PipelineError, match=r"holds precious\.txt, which this package did not"):
+        write_synthetic_dataset(dest, sizes=(3, 1, 1), image_size=32, force=True)
+    assert (dest / "precious.txt").read_text() == "keep me"
+    assert require_prepared(dest)["counts"]["train"]["cat"] == 2
+    assert verify_dataset(dest).files == 8
+
+
+def test_a_manifest_of_another_format_is_not_proof_of_ownership(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / MANIFEST_NAME).write_text(json.dumps({"format": 99, "classes": []}))
+    (tmp_path / "s" / "precious.txt").write_text("keep me")
+    with pytest.raises(PipelineError, match="not deleting anything even with `force`"):
+        write_synthetic_dataset(tmp_path / "s", force=True)
+    assert (tmp_path / "s" / "precious.txt").exists()
+
+
+def test_a_data_root_that_is_a_file_is_one_clear_line(tmp_path):
+    (tmp_path / "root").write_text("a file")
+    with pytest.raises(PipelineError, match=r"`data_root` .*root is a file, not a folder"):
+        write_synthetic_dataset(tmp_path / "root" / "synthetic", sizes=(1, 1, 1))
+
+
+def test_an_image_size_too_large_for_memory_says_what_fits(tmp_path):
+    side = int((available_memory() / 8) ** 0.5)  # 4x more memory than there is, at 32 B/px
+    with pytest.raises(PipelineError, match=r"`image_size` \d+: .* at most \d+ px fits") as error:
+        write_synthetic_dataset(tmp_path / "s", image_size=side, sizes=(1, 1, 1))
+    fits = int(str(error.value).split("at most ")[1].split(" px")[0])
+    assert 1000 < fits < side
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(
@@ -102,7 +150,8 @@ def test_foreign_folder_is_not_deleted_even_with_force(tmp_path):
         ({"classes": ("cat", "../dog")}, "not a usable folder name"),
         ({"sizes": (0, 1, 1)}, "at least 1 training image"),
         ({"sizes": (1, 1)}, "three whole numbers"),
-        ({"image_size": 8}, "at least 16 px"),
+        ({"image_size": 8}, "`image_size` 8: must be at least 16 px"),
+        ({"classes": ("cat",)}, "`classes`"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, kwargs, message):

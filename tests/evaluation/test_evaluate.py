@@ -2,13 +2,13 @@
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation.evaluate import evaluate_run
+from pipeline.models.saving import load_model
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_writes_metrics_confusion_matrix_and_contact_sheet(evaluation, tiny_run,
 
 
 def test_accuracy_and_loss_equal_model_evaluate(evaluation, tiny_run, synthetic_dataset):
-    model = keras.models.load_model(tiny_run.file("best.keras"), safe_mode=True)
+    model = load_model(tiny_run.file("best.keras"), compile=True)
     expected = model.evaluate(load_split(synthetic_dataset, "test", 48, 8).dataset, verbose=0,
                               return_dict=True)
     assert evaluation.metrics["accuracy"] == pytest.approx(expected["accuracy"])
@@ -70,15 +70,14 @@ def test_user_mistakes_are_clear_errors(tiny_run, tmp_path):
 
 def test_three_classes_with_a_softmax_output(tmp_path):
     from pipeline.data.synth import write_synthetic_dataset
+    from pipeline.models.saving import save_model
     from pipeline.models.scratch import build_scratch_convnet
-    from pipeline.runs import Run
-    from pipeline.workflows.training import save_model
+    from pipeline.runs import Run, RunRecord
 
     data = write_synthetic_dataset(tmp_path / "three", classes=("a", "b", "c"), sizes=(2, 2, 3),
                                    image_size=48, seed=1)
     run = Run.create(tmp_path / "models", "scratch", "untrained")
-    run.write_config("scratch", {"image_size": 48, "data_dir": str(data)},
-                     class_names=["a", "b", "c"])
+    run.write_record(RunRecord("scratch", str(data), ["a", "b", "c"], image_size=48))
     save_model(build_scratch_convnet(48, 3), run.file("final.keras"))
     result = evaluate_run(run.path, "test", top_wrong=3)
     assert result.metrics["model"] == "final.keras"  # best.keras is missing: the other one

@@ -4,13 +4,13 @@ import csv
 import io
 import json
 
-import keras
 import pytest
 
 from pipeline.data.image_file import load_image_array
 from pipeline.errors import PipelineError
 from pipeline.evaluation.predict import image_files, predict_paths
 from pipeline.evaluation.prediction_formats import format_predictions
+from pipeline.models.saving import load_model
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_bad_files_are_reported_and_the_rest_predicted(rows):
 
 
 def test_predictions_are_the_models_own(rows, tiny_run):
-    model = keras.models.load_model(tiny_run.file("best.keras"), safe_mode=True)
+    model = load_model(tiny_run.file("best.keras"))
     for row in rows:
         if row.error is None:
             p = float(model.predict(load_image_array(row.path, 48)[None], verbose=0)[0, 0])
@@ -69,7 +69,7 @@ def test_formats_parse(rows):
     assert all(float(r["probability"]) >= 0.5 for r in as_csv if not r["error"])
     table = format_predictions(rows, "table").splitlines()
     assert table[0].split() == ["path", "class", "probability"] and len(table) == len(rows) + 1
-    with pytest.raises(PipelineError, match="--format"):
+    with pytest.raises(PipelineError, match="`fmt`"):
         format_predictions(rows, "xml")
 
 

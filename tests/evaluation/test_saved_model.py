@@ -1,12 +1,14 @@
-"""Saved models load with Keras' safe mode on, and every way of pointing at a model works."""
+"""One loader for saved models (Keras' safe mode on), and every way of pointing at a model."""
 
 import keras
+import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation.architectures import build_named_model, model_to_inspect
-from pipeline.evaluation.saved_model import class_index, load_model_file, load_run_model
-from pipeline.runs import Run
+from pipeline.evaluation.saved_model import class_index, load_run_model
+from pipeline.models.saving import load_model, save_model
+from pipeline.runs import Run, RunRecord
 
 
 def test_a_run_model_comes_with_what_feeding_it_needs(tiny_run, synthetic_dataset):
@@ -17,26 +19,32 @@ def test_a_run_model_comes_with_what_feeding_it_needs(tiny_run, synthetic_datase
     assert load_run_model(tiny_run.path, "final").model_path.name == "final.keras"
 
 
-def test_a_model_with_python_code_is_refused(tmp_path):
+def test_the_loader_says_which_of_three_things_is_wrong(tmp_path):
+    with pytest.raises(PipelineError, match="no such model file"):
+        load_model(tmp_path / "nothing.keras")
+    (tmp_path / "broken.keras").write_text("not a zip")
+    with pytest.raises(PipelineError, match="not a Keras model file"):
+        load_model(tmp_path / "broken.keras")
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
-    path = tmp_path / "lambda.keras"
-    model.save(path)
-    with pytest.raises(PipelineError, match="safe mode"):
-        load_model_file(path)
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(PipelineError, match="refused by Keras safe mode"):
+        load_model(tmp_path / "lambda.keras")
 
 
-def test_missing_or_damaged_model_files_are_user_errors(tmp_path):
-    with pytest.raises(PipelineError, match="no such model file"):
-        load_model_file(tmp_path / "nothing.keras")
-    (tmp_path / "broken.keras").write_text("not a zip")
-    with pytest.raises(PipelineError, match="cannot load"):
-        load_model_file(tmp_path / "broken.keras")
+def test_a_model_with_the_packages_own_layers_loads_and_predicts_the_same(tmp_path):
+    from pipeline.models.heads import build_head
+
+    head = build_head("netvlad", (2, 2, 8), 2)
+    save_model(head, tmp_path / "head.keras")
+    images = np.random.default_rng(0).normal(size=(2, 2, 2, 8)).astype("float32")
+    np.testing.assert_allclose(load_model(tmp_path / "head.keras").predict(images, verbose=0),
+                               head.predict(images, verbose=0), rtol=1e-6)
 
 
 def test_a_run_without_a_model_says_so(tmp_path):
     run = Run.create(tmp_path, "scratch", "empty")
-    run.write_config("scratch", {"image_size": 48})
+    run.write_record(RunRecord("scratch", "data/x", ["cat", "dog"], image_size=48))
     with pytest.raises(PipelineError, match="no saved model"):
         load_run_model(run.path)
     with pytest.raises(PipelineError, match="choose best or final"):

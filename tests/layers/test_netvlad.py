@@ -1,13 +1,14 @@
-"""NetVLAD: the formula against NumPy, k-means initialisation, saving, precision, errors."""
+"""NetVLAD: the layer contract, the formula against NumPy, k-means initialisation, errors."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from pipeline.layers import NetVLAD, init_netvlad_from_features, kmeans
+from tests.layers.contract import run_layer_contract, to_numpy
+from tests.layers.gradients import layer_gradients
 
 
 def reference_netvlad(x, kernel, bias, centers, epsilon=1e-12) -> np.ndarray:
@@ -32,7 +33,7 @@ def reference_netvlad(x, kernel, bias, centers, epsilon=1e-12) -> np.ndarray:
 
 def _random_weights(layer: NetVLAD, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    layer.set_weights([rng.normal(size=np.shape(w)).astype("float32") for w in layer.weights])
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
 
 
 def _blobs(centres: np.ndarray, per_blob: int, spread: float, seed: int):
@@ -42,15 +43,38 @@ def _blobs(centres: np.ndarray, per_blob: int, spread: float, seed: int):
     return points.astype("float32"), labels
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "input_shape", "model_input_shape", "other_shapes"),
+    [
+        (
+            {"clusters": 3, "ghost_clusters": 1, "alpha": 0.5},
+            (2, 3, 5, 4),
+            (None, None, 4),
+            [(4, 2, 3, 4)],
+        ),
+        ({"clusters": 4, "epsilon": 1e-6}, (3, 6, 5), (None, 5), [(2, 1, 5)]),
+    ],
+)
+def test_layer_contract(kwargs, input_shape, model_input_shape, other_shapes, tmp_path):
+    run_layer_contract(
+        NetVLAD,
+        kwargs,
+        input_shape,
+        tmp_path,
+        model_input_shape=model_input_shape,
+        other_input_shapes=tuple(other_shapes),
+    )
+
+
 @pytest.mark.parametrize("ghost_clusters", [0, 2])
 def test_matches_numpy_reference_of_the_formula(ghost_clusters):
     x = np.random.default_rng(0).normal(size=(3, 7, 5)).astype("float32")
     layer = NetVLAD(clusters=4, ghost_clusters=ghost_clusters)
     layer.build(x.shape)
     _random_weights(layer, seed=1)
-    outputs = np.asarray(layer(x))
+    outputs = to_numpy(layer(x))
     assert outputs.shape == (3, 4 * 5)
-    expected = reference_netvlad(x, *(np.asarray(w) for w in layer.weights))
+    expected = reference_netvlad(x, *layer.get_weights())
     np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(outputs, axis=1), 1.0, rtol=1e-5)
 
@@ -64,16 +88,16 @@ def test_feature_maps_are_sets_of_descriptors_in_either_data_format():
     first.build((2, 6, 3, 4))
     first.set_weights(last.get_weights())
     expected = reference_netvlad(x.reshape(2, 12, 6), *last.get_weights())
-    np.testing.assert_allclose(np.asarray(last(x)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(last(x)), expected, rtol=1e-5, atol=1e-6)
     first_out = first(np.transpose(x, (0, 3, 1, 2)))
-    np.testing.assert_allclose(np.asarray(first_out), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(first_out), expected, rtol=1e-5, atol=1e-6)
     assert first.compute_output_shape((None, 6, None, None)) == (None, 18)
 
 
 def test_initial_weights_follow_the_paper_from_the_initial_centres():
     layer = NetVLAD(clusters=3, ghost_clusters=1, alpha=2.5)
     layer.build((None, None, 4))
-    kernel, bias, centers = (np.asarray(w) for w in layer.weights)
+    kernel, bias, centers = layer.get_weights()
     assert kernel.shape == (4, 4) and bias.shape == (4,) and centers.shape == (3, 4)
     np.testing.assert_allclose(kernel[:, :3], 2 * 2.5 * centers.T, rtol=1e-6)
     np.testing.assert_allclose(bias[:3], -2.5 * (centers**2).sum(1), rtol=1e-6)
@@ -102,7 +126,7 @@ def test_init_from_features_sets_the_paper_weights_and_assigns_points_to_their_c
     features = points[rng.permutation(len(points))].reshape(-1, 2, 3, 6)
     layer = NetVLAD(clusters=4, ghost_clusters=ghost_clusters)
     alpha = init_netvlad_from_features(layer, features, seed=0, max_samples=200)
-    kernel, bias, centers = (np.asarray(w, np.float64) for w in layer.weights)
+    kernel, bias, centers = (w.astype(np.float64) for w in layer.get_weights())
     all_centres = kernel.T / (2 * alpha)
     np.testing.assert_allclose(all_centres[:4], centers, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bias, -alpha * (all_centres**2).sum(1), rtol=1e-5, atol=1e-5)
@@ -120,57 +144,27 @@ def test_init_from_features_sets_the_paper_weights_and_assigns_points_to_their_c
     # Default alpha: the nearest centre gets ~100 times the weight of the second on average.
     assert alpha == pytest.approx(np.log(100) / (2 * 25.0), rel=0.1)
     assert init_netvlad_from_features(layer, features, alpha=3.0) == 3.0
-    bias, centers = np.asarray(layer.bias), np.asarray(layer.centers)
+    bias, centers = to_numpy(layer.bias), to_numpy(layer.centers)
     np.testing.assert_allclose(bias[:4], -3.0 * (centers**2).sum(1), rtol=1e-5)
 
 
-def _model() -> keras.Model:
-    inputs = keras.Input((None, None, 4))
-    features = NetVLAD(clusters=3, ghost_clusters=1, alpha=0.5)(inputs)
-    return keras.Model(inputs, keras.layers.Dense(2)(features))
-
-
-def test_keras_file_round_trip_without_custom_objects(tmp_path):
-    keras.utils.set_random_seed(0)
-    model = _model()
-    x = np.random.default_rng(7).normal(size=(2, 3, 5, 4)).astype("float32")
-    path = tmp_path / "netvlad.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    layer = loaded.layers[1]
-    assert isinstance(layer, NetVLAD)
-    assert (layer.clusters, layer.ghost_clusters, layer.alpha) == (3, 1, 0.5)
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-
-
-def test_jit_compiled_fit_on_two_sizes_and_finite_gradients():
-    keras.utils.set_random_seed(1)
-    model = _model()
-    model.compile(optimizer="adam", loss="mse", jit_compile=True)
-    rng = np.random.default_rng(8)
-    for size in [(5, 4), (2, 3)]:
-        x = rng.normal(size=(4, *size, 4)).astype("float32")
-        history = model.fit(x, np.ones((4, 2)), epochs=1, batch_size=4, verbose=0)
-        assert np.isfinite(history.history["loss"][0])
-    layer = model.layers[1]
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(layer(x) * tf.range(12, dtype="float32"))
-    gradients = tape.gradient(loss, layer.trainable_weights)
-    assert len(gradients) == 3
-    assert all(g is not None and np.all(np.isfinite(g.numpy())) for g in gradients)
-    assert all(np.any(g.numpy() != 0) for g in gradients)  # ghost columns included
+def test_gradients_reach_every_weight_including_ghost_columns():
+    layer = NetVLAD(clusters=3, ghost_clusters=1, alpha=0.5)
+    x = np.random.default_rng(8).normal(size=(2, 3, 5, 4)).astype("float32")
+    weights = keras.ops.arange(12, dtype="float32")
+    grad_x, grads = layer_gradients(layer, x, lambda y: keras.ops.sum(y * weights))
+    assert [g.shape for g in grads] == [(4, 4), (4,), (3, 4)]
+    assert all(np.all(np.isfinite(g)) for g in [grad_x, *grads])
+    assert all(np.any(g != 0) for g in grads)
+    assert np.any(grads[0][:, 3] != 0) and grads[1][3] != 0  # the ghost cluster's column
 
 
 def test_gradients_stay_finite_for_zero_residuals():
     layer = NetVLAD(clusters=2)
     layer.build((None, 3, 2))
     layer.set_weights([np.zeros((2, 2)), np.zeros(2), np.zeros((2, 2))])
-    x = tf.zeros((1, 3, 2))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        loss = tf.reduce_sum(layer(x))
-    gradients = tape.gradient(loss, [x, *layer.trainable_weights])
-    assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
+    grad_x, grads = layer_gradients(layer, np.zeros((1, 3, 2), "float32"))
+    assert all(np.all(np.isfinite(g)) for g in [grad_x, *grads])
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -185,16 +179,16 @@ def test_mixed_precision_computes_in_float32_and_does_not_overflow(policy):
     layer.set_weights(reference.get_weights())
     outputs = layer(x)
     assert keras.backend.standardize_dtype(outputs.dtype) == compute_dtype
-    outputs = np.asarray(keras.ops.cast(outputs, "float32"))
+    outputs = to_numpy(keras.ops.cast(outputs, "float32"))
     assert np.all(np.isfinite(outputs))
     # Only the input's rounding to the compute dtype differs from float32.
-    rounded = np.asarray(keras.ops.cast(keras.ops.cast(x, compute_dtype), "float32"))
+    rounded = to_numpy(keras.ops.cast(keras.ops.cast(x, compute_dtype), "float32"))
     tolerance = 1e-3 if compute_dtype == "float16" else 1e-2
-    np.testing.assert_allclose(outputs, np.asarray(reference(rounded)), atol=tolerance)
+    np.testing.assert_allclose(outputs, to_numpy(reference(rounded)), atol=tolerance)
     # And on ordinary inputs the output is close to float32's.
     x = np.random.default_rng(10).normal(size=(2, 5, 5, 4)).astype("float32")
-    mixed = np.asarray(keras.ops.cast(layer(x), "float32"))
-    np.testing.assert_allclose(mixed, np.asarray(reference(x)), atol=3 * tolerance)
+    mixed = to_numpy(keras.ops.cast(layer(x), "float32"))
+    np.testing.assert_allclose(mixed, to_numpy(reference(x)), atol=3 * tolerance)
 
 
 @pytest.mark.parametrize(
@@ -223,7 +217,7 @@ def test_impossible_shapes_and_bad_features_raise():
     layer.build((None, None, 4))
     with pytest.raises(ValueError, match="D=5"):
         init_netvlad_from_features(layer, np.zeros((10, 5)))
-    with pytest.raises(ValueError, match="at least clusters"):
+    with pytest.raises(ValueError, match=r"at least `clusters` \+ `ghost_clusters`"):
         init_netvlad_from_features(layer, np.zeros((3, 4)))
     with pytest.raises(ValueError, match="NaN"):
         init_netvlad_from_features(layer, np.full((10, 4), np.nan))

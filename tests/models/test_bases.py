@@ -17,6 +17,9 @@ STAGE = {
     "mobilenet_v2": ("block_16_", "Conv_1", "out_relu"),
     "xception": ("block14_",),
     "efficientnet_b0": ("block7a_", "top_"),
+    "efficientnet_lite0": ("block7a_", "top_"),
+    "efficientnet_lite1": ("block7a_", "top_"),
+    "efficientnet_lite2": ("block7a_", "top_"),
 }
 
 
@@ -33,6 +36,16 @@ def test_too_small_image_is_refused_with_the_minimum():
     with pytest.raises(PipelineError, match="at least 71"):
         get_base("xception").check_image_size(64)
     get_base("xception").check_image_size(71)
+
+
+def test_every_base_has_a_natural_size_and_a_way_to_be_built():
+    sizes = {name: base.default_image_size for name, base in BASES.items()}
+    assert sizes["vgg16"] == 150  # the book's size
+    assert (sizes["efficientnet_lite0"], sizes["efficientnet_lite1"],
+            sizes["efficientnet_lite2"]) == (224, 240, 260)
+    for base in BASES.values():
+        assert base.min_image_size <= base.default_image_size
+        assert (base.constructor is None) != (base.builder is None), base.name
 
 
 def test_mobilenet_v2_weight_file_follows_the_input_size():

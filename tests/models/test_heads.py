@@ -41,9 +41,9 @@ def test_zero_dense_and_dropout_leave_those_layers_out():
 
 
 def test_bad_head_options_are_refused():
-    with pytest.raises(PipelineError, match="--head"):
+    with pytest.raises(PipelineError, match="`head`"):
         build_head("netvlad-please", (2, 2, 8), 2)
-    with pytest.raises(PipelineError, match="--dropout"):
+    with pytest.raises(PipelineError, match="`dropout`"):
         build_head("flatten", (2, 2, 8), 2, HeadOptions(dropout=1.0))
 
 

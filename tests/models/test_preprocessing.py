@@ -27,6 +27,12 @@ def test_none_leaves_images_alone(images):
                                   images)
 
 
+def test_lite_centres_on_127_and_divides_by_128():
+    pixels = np.array([[[[0.0, 127.0, 255.0]]]], "float32")
+    out = keras.ops.convert_to_numpy(ImagePreprocessing("lite")(pixels))[0, 0, 0]
+    np.testing.assert_allclose(out, [-127 / 128, 0.0, 1.0], rtol=1e-6)
+
+
 def test_caffe_swaps_rgb_to_bgr():
     red = np.zeros((1, 1, 1, 3), "float32")
     red[..., 0] = 255.0
@@ -46,4 +52,4 @@ def test_saved_model_keeps_the_mode_and_loads_in_safe_mode(tmp_path, images):
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     assert loaded.get_layer("preprocess").mode == "torch"
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
-    assert set(MODES) == {"caffe", "torch", "tf", "none"}
+    assert set(MODES) == {"caffe", "torch", "tf", "lite", "none"}

@@ -25,7 +25,7 @@ def test_dropout_l2_and_n_classes():
 def test_too_small_images_and_bad_rates_are_clear_errors():
     assert smallest_image_size() == 46
     build_scratch_convnet(46, 2)
-    with pytest.raises(PipelineError, match="--image-size 45"):
+    with pytest.raises(PipelineError, match="`image_size` 45"):
         build_scratch_convnet(45, 2)
-    with pytest.raises(PipelineError, match="--dropout"):
+    with pytest.raises(PipelineError, match="`dropout`"):
         build_scratch_convnet(64, 2, dropout=1.0)

@@ -70,7 +70,7 @@ def test_unfreeze_thaws_the_top_of_the_base_and_keeps_the_head(spec, expected):
 
 @pytest.mark.parametrize("spec", ["99", "block9_conv1", "conv5"])
 def test_unfreeze_refuses_what_is_not_in_the_base(spec):
-    with pytest.raises(PipelineError, match="--unfreeze"):
+    with pytest.raises(PipelineError, match="`unfreeze`"):
         unfreeze(vgg16_model(), VGG16, spec)
 
 

@@ -143,7 +143,7 @@ def test_auto_uses_keras_cached_imagenet_file_without_touching_the_network(
 
 
 def test_imagenet_offline_fails_at_once_with_what_to_do(offline):
-    with pytest.raises(PipelineError, match="--weights lpips"):
+    with pytest.raises(PipelineError, match="`weights` lpips"):
         resolve_weights("imagenet", VGG16, 150)
 
 
@@ -164,7 +164,7 @@ def test_unknown_source_or_missing_file_is_refused(tmp_path):
 
 def test_preprocessing_can_be_overridden_and_is_checked():
     assert resolve_weights("none", VGG16, 32, preprocessing="tf").preprocessing == "tf"
-    with pytest.raises(PipelineError, match="--preprocessing"):
+    with pytest.raises(PipelineError, match="`preprocessing`"):
         resolve_weights("none", VGG16, 32, preprocessing="zca")
 
 

@@ -12,7 +12,7 @@ from pipeline.runs import Run
 def test_smooth_is_an_exponential_moving_average():
     assert smooth([1.0, 2.0, 3.0], 0.0).tolist() == [1.0, 2.0, 3.0]
     np.testing.assert_allclose(smooth([1.0, 3.0, 3.0], 0.5), [1.0, 2.0, 2.5])
-    with pytest.raises(PipelineError, match="--smooth"):
+    with pytest.raises(PipelineError, match="`smoothing`"):
         smooth([1.0], 1.0)
 
 
@@ -30,7 +30,6 @@ def test_onset_is_where_validation_loss_rises_while_training_loss_falls():
 
 def _run_with_history(tmp_path, name, history):
     run = Run.create(tmp_path, "scratch", name)
-    run.write_config("scratch", {})
     run.write_history(history)
     return run
 
@@ -51,6 +50,5 @@ def test_plot_writes_a_png_for_one_or_several_runs(tmp_path):
 
 def test_plot_without_history_is_a_clear_error(tmp_path):
     run = Run.create(tmp_path, "scratch")
-    run.write_config("scratch", {})
     with pytest.raises(PipelineError, match=r"history\.json"):
         plot_runs([run], tmp_path / "x.png")

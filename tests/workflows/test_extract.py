@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -13,8 +14,11 @@ from click.testing import CliRunner
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.features import FEATURES_FILE, METADATA_FILE
+from pipeline.models.heads import HeadOptions
+from pipeline.models.saving import load_model
 from pipeline.models.transfer import base_layers, trainable_layer_names
 from pipeline.workflows.extract import ExtractConfig, run_extract
+from pipeline.workflows.options import EXTRACT_TRAINING
 
 SIZE = 48
 
@@ -24,9 +28,10 @@ def workspace(tmp_path_factory):
     return tmp_path_factory.mktemp("extract")
 
 
-def config(data_dir, workspace, **changes) -> ExtractConfig:
+def config(data_dir, workspace, epochs=2, **changes) -> ExtractConfig:
     options = dict(data_dir=data_dir, models_dir=workspace / "models", weights="none",
-                   image_size=SIZE, epochs=2, batch_size=8, dense=16)
+                   image_size=SIZE, head_options=HeadOptions(dense=16),
+                   training=replace(EXTRACT_TRAINING, epochs=epochs, batch_size=8))
     return ExtractConfig(**{**options, **changes})
 
 
@@ -36,27 +41,29 @@ def first_run(synthetic_dataset, workspace):
 
 
 def feature_paths(run, key="features"):
-    return {split: entry["path"] for split, entry in run.read_config()[key].items()}
+    return {split: entry.path for split, entry in getattr(run.record(), key).items()}
 
 
 def test_fast_extract_saves_every_artefact(first_run):
-    document = first_run.read_config()
-    assert (document["kind"], document["status"], document["epochs_run"]) == ("extract",
-                                                                               "completed", 2)
-    assert document["weights"]["source"] == "none" and document["preprocessing"] == "caffe"
+    record = first_run.record()
+    assert (record.kind, record.status, record.epochs_run) == ("extract", "completed", 2)
+    assert record.weights.source == "none" and record.preprocessing == "caffe"
+    assert (record.base, record.base_output, record.precision) == ("vgg16", "block5_pool",
+                                                                   "float32")
     for name in ("config.json", "history.json", "history.csv", "best.keras", "final.keras",
                  "metrics.json", "curves.png"):
         assert first_run.file(name).is_file(), name
     assert set(first_run.read_metrics()) == {"validation", "test"}
-    features = document["features"]
-    assert {entry["layer"] for entry in features.values()} == {"block5_pool"}
-    assert features["train"]["shape"] == [32, 1, 1, 512]
-    assert document["split_features"]["train"]["shape"] == [32, 3, 3, 512]  # block4_pool
+    features = record.features
+    assert {entry.layer for entry in features.values()} == {"block5_pool"}
+    assert features["train"].shape == [32, 1, 1, 512]
+    assert record.split_features["train"].shape == [32, 3, 3, 512]  # block4_pool
+    assert record.split_features["train"].compute_seconds > 0  # computed here, timed
 
 
 def test_saved_model_takes_raw_images_and_agrees_with_the_head_on_features(
         first_run, synthetic_dataset):
-    model = keras.models.load_model(first_run.file("best.keras"), safe_mode=True)
+    model = load_model(first_run.file("best.keras"), compile=True)
     assert model.input.shape == (None, SIZE, SIZE, 3)
     assert model.get_layer("block5_conv3") is not None
     assert not any(layer.trainable for layer in base_layers(model))
@@ -74,10 +81,10 @@ def test_a_second_run_reuses_the_cached_features(first_run, synthetic_dataset, w
     stamps = {split: (path, (workspace / path / FEATURES_FILE).stat().st_mtime_ns)
               for split, path in paths.items()}
     second = run_extract(config(synthetic_dataset, workspace, epochs=1, head="gap"), verbose=0)
-    entries = second.read_config()["features"]
-    assert all(entry["reused"] for entry in entries.values())
+    entries = second.record().features
+    assert all(entry.reused and entry.compute_seconds == 0 for entry in entries.values())
     for split, (path, mtime) in stamps.items():
-        assert entries[split]["path"] == path
+        assert entries[split].path == path
         assert (workspace / path / FEATURES_FILE).stat().st_mtime_ns == mtime
 
 
@@ -92,8 +99,8 @@ def test_another_dataset_or_image_size_gets_features_of_its_own(
         run_extract(config(changed, workspace, epochs=1), verbose=0),
         run_extract(config(synthetic_dataset, workspace, epochs=1, image_size=40), verbose=0),
     ):
-        entries = run.read_config()["features"]
-        assert not any(entry["reused"] for entry in entries.values())
+        entries = run.record().features
+        assert not any(entry.reused for entry in entries.values())
         assert set(feature_paths(run).values()).isdisjoint(feature_paths(first_run).values())
 
 
@@ -101,10 +108,10 @@ def test_a_damaged_or_foreign_cache_is_recomputed_with_a_warning(
         first_run, synthetic_dataset, workspace, tmp_path, capsys):
     cache = tmp_path / "features"
     shutil.copytree(workspace / "models" / "features", cache)
-    document = first_run.read_config()
+    record = first_run.record()
 
     def entry(kind, split):
-        return cache / document[kind][split]["path"].split("/")[-1]
+        return cache / getattr(record, kind)[split].path.split("/")[-1]
 
     def truncate(folder):
         (folder / FEATURES_FILE).write_bytes((folder / FEATURES_FILE).read_bytes()[:-100])
@@ -123,30 +130,31 @@ def test_a_damaged_or_foreign_cache_is_recomputed_with_a_warning(
     for folder in (train_output, entry("split_features", "train"),
                    entry("features", "validation")):
         assert f"feature cache {folder} is unusable" in warnings
-    reused = {kind: {split: e["reused"] for split, e in run.read_config()[kind].items()}
+    reused = {kind: {split: e.reused for split, e in getattr(run.record(), kind).items()}
               for kind in ("features", "split_features")}
     assert reused["features"] == {"train": False, "validation": False, "test": True}
     # validation's block5_pool came again from its sound block4_pool, train's from images.
     assert reused["split_features"] == {"train": False, "validation": True, "test": True}
-    original = np.load(workspace / document["features"]["train"]["path"] / FEATURES_FILE)
+    original = np.load(workspace / record.features["train"].path / FEATURES_FILE)
     np.testing.assert_allclose(np.load(train_output / FEATURES_FILE), original, rtol=1e-5)
 
 
 def test_extract_with_augmentation_trains_the_frozen_base_end_to_end(synthetic_dataset, workspace):
     run = run_extract(config(synthetic_dataset, workspace, epochs=1, augment=True), verbose=0)
-    document = run.read_config()
-    assert document["status"] == "completed" and "features" not in document
-    model = keras.models.load_model(run.file("best.keras"), safe_mode=True)
+    record = run.record()
+    assert record.status == "completed" and record.features is None
+    model = load_model(run.file("best.keras"))
     assert [layer.name for layer in model.layers][:3] == ["image", "augmentation", "preprocess"]
     assert trainable_layer_names(model) == ["head_dense", "predictions"]
     assert set(run.read_metrics()) == {"validation", "test"}
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    (dict(image_size=16), "too small for --base vgg16"),
-    (dict(base="alexnet"), "--base 'alexnet' is not a conv base"),
-    (dict(head="nope"), "--head 'nope'"),
+    (dict(image_size=16), "16 is too small for .*vgg16"),
+    (dict(base="alexnet"), "'alexnet' is not a conv base"),
+    (dict(head="nope"), "`head` 'nope'"),
     (dict(weights="missing.h5"), "no such file"),
+    (dict(training=replace(EXTRACT_TRAINING, optimizer="adagrad")), "`optimizer` 'adagrad'"),
 ])
 def test_bad_options_are_refused_before_any_work(synthetic_dataset, workspace, changes, message):
     with pytest.raises(PipelineError, match=message):
@@ -163,10 +171,34 @@ def test_no_prepared_dataset_says_what_to_run(tmp_path):
         run_extract(config(tmp_path / "nothing", tmp_path), verbose=0)
 
 
-def test_cli_prints_errors_in_one_line(tmp_path):
+def test_cli_prints_errors_in_one_line_naming_its_flags(synthetic_dataset, tmp_path):
     from cli import main
 
     result = CliRunner().invoke(main, ["extract", "--data", str(tmp_path / "none"),
                                        "--models-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output.startswith("error: ") and "data prepare" in result.output
+    result = CliRunner().invoke(main, ["extract", "--data", str(synthetic_dataset),
+                                       "--models-dir", str(tmp_path), "--head", "flatten",
+                                       "--multi-size", "48,64"])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert "--multi-size needs a head" in result.stderr and "not --head flatten" in result.stderr
+
+
+def test_mixed_precision_caches_float32_features_of_its_own_and_saves_a_loadable_model(
+        first_run, synthetic_dataset, workspace):
+    run = run_extract(config(synthetic_dataset, workspace, epochs=1,
+                             training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8,
+                                              precision="mixed")), verbose=0)
+    record = run.record()
+    assert record.precision == "mixed_bfloat16"  # no GPU here
+    assert keras.config.dtype_policy().name == "float32", "the previous policy is restored"
+    assert set(feature_paths(run).values()).isdisjoint(feature_paths(first_run).values())
+    stored = np.load(workspace / record.features["train"].path / FEATURES_FILE)
+    assert stored.dtype == np.float32
+    model = load_model(run.file("best.keras"))
+    assert model.get_layer("block1_conv1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()

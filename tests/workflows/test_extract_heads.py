@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.evaluation.evaluate import evaluate_run
 from pipeline.layers.netvlad import NetVLAD
 from pipeline.models.heads import HeadOptions, build_head, initialise_head
+from pipeline.models.saving import load_model
 from pipeline.workflows.extract import ExtractConfig, run_extract
+from pipeline.workflows.finetune import FinetuneConfig, run_finetune
+from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
 
 SIZE = 64  # VGG16 leaves a 2x2 feature map: several local descriptors per image
 
 
 def config(data_dir, tmp_path, **changes) -> ExtractConfig:
     options = dict(data_dir=data_dir, models_dir=tmp_path / "models", weights="none",
-                   image_size=SIZE, epochs=1, batch_size=8, dense=8, clusters=4,
+                   image_size=SIZE, head_options=HeadOptions(dense=8, clusters=4),
+                   training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
                    features_dir=tmp_path.parent / "shared-features")
     return ExtractConfig(**{**options, **changes})
 
@@ -37,8 +44,8 @@ def test_netvlad_head_starts_from_kmeans_centres_of_the_features():
 def test_fast_extract_with_a_custom_head_saves_a_model_on_images(
         head, layer_type, synthetic_dataset, tmp_path):
     run = run_extract(config(synthetic_dataset, tmp_path, head=head), verbose=0)
-    assert run.read_config()["config"]["head"] == head
-    model = keras.models.load_model(run.file("best.keras"), safe_mode=True)
+    assert run.record().config["head"] == head
+    model = load_model(run.file("best.keras"))
     layer = model.get_layer(f"head_{head}")
     assert layer_type is None or isinstance(layer, layer_type)
     images = np.random.default_rng(1).uniform(0, 255, (3, SIZE, SIZE, 3)).astype("float32")
@@ -50,36 +57,41 @@ def test_fast_extract_with_a_custom_head_saves_a_model_on_images(
 def test_spp_head_trains_on_several_image_sizes(synthetic_dataset, tmp_path):
     run = run_extract(config(synthetic_dataset, tmp_path, head="spp", multi_size=(48, 64)),
                       verbose=0)
-    document = run.read_config()
-    assert document["status"] == "completed" and document["config"]["multi_size"] == [48, 64]
-    model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
+    record = run.record()
+    assert record.status == "completed" and record.config["multi_size"] == [48, 64]
+    model = load_model(run.file("final.keras"))
     assert model.input.shape == (None, None, None, 3)
+    # Multi-size training alone does not augment: augmentation is asked for with `augment`.
+    assert record.config["augment"] is False
+    assert "augmentation" not in [layer.name for layer in model.layers]
     for size in (48, 64, 80):
         images = np.zeros((2, size, size, 3), "float32")
         assert model.predict(images, verbose=0).shape == (2, 1)
 
 
 def test_multi_size_needs_a_head_that_pools_any_size(synthetic_dataset, tmp_path):
-    with pytest.raises(PipelineError, match="--multi-size"):
+    with pytest.raises(PipelineError, match="`multi_size` needs a head"):
         run_extract(config(synthetic_dataset, tmp_path, head="flatten", multi_size=(48, 64)))
-    with pytest.raises(PipelineError, match="--image-size 16"):
+    with pytest.raises(PipelineError, match="16 is too small"):
         run_extract(config(synthetic_dataset, tmp_path, head="spp", multi_size=(16, 64)))
 
 
 @pytest.mark.parametrize("changes", [{"head": "netvlad"}, {"head": "spp", "multi_size": (48, 64)}])
 def test_finetune_continues_from_custom_head_runs(changes, synthetic_dataset, tmp_path):
-    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-
     source = run_extract(config(synthetic_dataset, tmp_path, **changes), verbose=0)
     run = run_finetune(FinetuneConfig(source_run=source.path, models_dir=tmp_path / "models",
-                                      epochs=1, batch_size=8,
+                                      training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8),
                                       features_dir=tmp_path.parent / "shared-features"),
                        verbose=0)
-    assert run.read_config()["status"] == "completed"
-    model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
+    record = run.record()
+    assert record.status == "completed" and record.parent_run == str(source.path)
+    model = load_model(run.file("final.keras"))
     assert model.get_layer(f"head_{changes['head']}") is not None
-    assert "block5_conv1" in run.read_config()["trainable_layers"]
-    # A finetune run knows its dataset through its extract run: evaluate needs no --data.
-    from pipeline.evaluation.evaluate import evaluate_run
-
-    assert 0.0 <= evaluate_run(run.path, "test").metrics["accuracy"] <= 1.0
+    assert "block5_conv1" in record.trainable_layers
+    # A finetune run knows its dataset through its extract run: evaluate needs no `data_dir`,
+    # and measures on the test images what training measured on the best model.
+    evaluation = evaluate_run(run.path, "test")
+    assert evaluation.metrics["count"] == 16
+    expected = run.read_metrics()["test"]
+    assert evaluation.metrics["accuracy"] == pytest.approx(expected["accuracy"])
+    assert evaluation.metrics["loss"] == pytest.approx(expected["loss"], rel=1e-3, abs=1e-5)

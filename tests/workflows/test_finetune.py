@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
@@ -12,11 +14,14 @@ from pipeline.errors import PipelineError
 from pipeline.models.bases import get_base
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.heads import HeadOptions
+from pipeline.models.saving import load_model
 from pipeline.models.transfer import build_transfer_model, replace_augmentation, unfreeze
 from pipeline.models.weights import WeightsChoice
-from pipeline.runs import Run
+from pipeline.runs import Run, RunRecord
 from pipeline.workflows.extract import ExtractConfig, run_extract
-from pipeline.workflows.finetune import FinetuneConfig, cached_top_split, run_finetune
+from pipeline.workflows.finetune import FinetuneConfig, run_finetune
+from pipeline.workflows.finetune_cached import cached_top_split
+from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
 
 SIZE = 48
 BLOCK5_AND_HEAD = ["block5_conv1", "block5_conv2", "block5_conv3", "head_dense", "predictions"]
@@ -31,14 +36,16 @@ def workspace(tmp_path_factory):
 def extract_run(synthetic_dataset, workspace) -> Run:
     return run_extract(ExtractConfig(
         data_dir=synthetic_dataset, models_dir=workspace / "models", weights="none",
-        image_size=SIZE, epochs=1, batch_size=8, dense=16,
+        image_size=SIZE, head_options=HeadOptions(dense=16),
+        training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
     ), verbose=0)
 
 
 @pytest.fixture(scope="module")
 def finetune_run(extract_run, workspace) -> Run:
     return run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models", epochs=2, batch_size=8,
+        source_run=extract_run.path, models_dir=workspace / "models",
+        training=replace(FINETUNE_TRAINING, epochs=2, batch_size=8),
     ), verbose=0)
 
 
@@ -73,16 +80,18 @@ def test_one_step_on_the_cached_top_equals_one_step_on_the_full_model():
 
 
 def test_cached_finetune_trains_block5_and_head_on_cached_block4_pool(finetune_run, extract_run):
-    config = finetune_run.read_config()
-    assert config["kind"] == "finetune" and config["status"] == "completed"
-    assert config["source_run"] == str(extract_run.path)
-    assert config["trainable_layers"] == BLOCK5_AND_HEAD
-    cached = config["cached_top"]
-    assert cached["split_layer"] == "block4_pool"
+    record = finetune_run.record()
+    assert record.kind == "finetune" and record.status == "completed"
+    assert record.parent_run == str(extract_run.path)
+    assert (record.image_size, record.base, record.data_dir) == (
+        SIZE, "vgg16", extract_run.record().data_dir)
+    assert record.trainable_layers == BLOCK5_AND_HEAD
+    assert record.config["training"]["learning_rate"] == FINETUNE_TRAINING.learning_rate
+    cached = record.cached_top
+    assert cached.split_layer == "block4_pool"
     # extract already computed block4_pool on the way to block5_pool: nothing runs twice.
-    assert all(entry["reused"] for entry in cached["features"].values())
-    assert cached["features"]["train"]["path"] == (
-        extract_run.read_config()["split_features"]["train"]["path"])
+    assert all(entry.reused for entry in cached.features.values())
+    assert cached.features["train"].path == extract_run.record().split_features["train"].path
     for name in ("best.keras", "final.keras", "history.json", "metrics.json", "curves.png"):
         assert finetune_run.file(name).is_file(), name
     assert len(finetune_run.read_history()["val_loss"]) == 2
@@ -90,7 +99,7 @@ def test_cached_finetune_trains_block5_and_head_on_cached_block4_pool(finetune_r
 
 def test_saved_model_takes_images_matches_its_metrics_and_kept_the_frozen_layers(
         finetune_run, extract_run, synthetic_dataset):
-    model = keras.models.load_model(finetune_run.file("best.keras"), safe_mode=True)
+    model = load_model(finetune_run.file("best.keras"), compile=True)
     assert model.input.shape == (None, SIZE, SIZE, 3)
     metrics = finetune_run.read_metrics()
     for split in ("validation", "test"):
@@ -98,8 +107,8 @@ def test_saved_model_takes_images_matches_its_metrics_and_kept_the_frozen_layers
         on_images = model.evaluate(data.dataset, verbose=0, return_dict=True)
         assert on_images["accuracy"] == pytest.approx(metrics[split]["accuracy"])
         assert on_images["loss"] == pytest.approx(metrics[split]["loss"], rel=1e-4, abs=1e-6)
-    source = keras.models.load_model(extract_run.file("best.keras"), safe_mode=True)
-    final = keras.models.load_model(finetune_run.file("final.keras"), safe_mode=True)
+    source = load_model(extract_run.file("best.keras"))
+    final = load_model(finetune_run.file("final.keras"))
     np.testing.assert_array_equal(final.get_layer("block4_conv3").kernel.numpy(),
                                   source.get_layer("block4_conv3").kernel.numpy())
     assert not np.array_equal(final.get_layer("block5_conv3").kernel.numpy(),
@@ -108,21 +117,21 @@ def test_saved_model_takes_images_matches_its_metrics_and_kept_the_frozen_layers
 
 def test_with_augmentation_the_full_model_trains_on_images(extract_run, workspace):
     run = run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models", epochs=1, batch_size=8,
-        augment=True, unfreeze="3",
+        source_run=extract_run.path, models_dir=workspace / "models", augment=True, unfreeze="3",
+        training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8),
     ), verbose=0)
-    config = run.read_config()
-    assert config["cached_top"] is False
-    assert config["trainable_layers"] == ["block5_conv2", "block5_conv3", "head_dense",
-                                          "predictions"]
-    model = keras.models.load_model(run.file("best.keras"), safe_mode=True)
+    record = run.record()
+    assert record.cached_top is None
+    assert record.trainable_layers == ["block5_conv2", "block5_conv3", "head_dense",
+                                       "predictions"]
+    model = load_model(run.file("best.keras"))
     assert "augmentation" in [layer.name for layer in model.layers]
     assert set(run.read_metrics()) == {"validation", "test"}
 
 
 def test_refuses_a_run_that_is_not_an_extract_run(tmp_path):
     scratch = Run.create(tmp_path, "scratch", "a-scratch-run")
-    scratch.write_config("scratch", {"image_size": 48})
+    scratch.write_record(RunRecord("scratch", "data/x", ["cat", "dog"], 48))
     with pytest.raises(PipelineError, match="extract run"):
         run_finetune(FinetuneConfig(source_run=scratch.path, models_dir=tmp_path), verbose=0)
     with pytest.raises(PipelineError, match="no such run"):
@@ -133,7 +142,23 @@ def test_cli_reports_a_wrong_run_in_one_line(tmp_path):
     from cli import main
 
     scratch = Run.create(tmp_path, "scratch", "s")
-    scratch.write_config("scratch", {})
+    scratch.write_record(RunRecord("scratch", "data/x", ["cat", "dog"], 48))
     result = CliRunner().invoke(main, ["finetune", str(scratch.path)])
     assert result.exit_code == 2
     assert "finetune starts from an extract run" in result.output
+
+
+def test_mixed_precision_finetunes_a_float32_run_under_the_mixed_policy(extract_run, workspace):
+    run = run_finetune(FinetuneConfig(
+        source_run=extract_run.path, models_dir=workspace / "models",
+        training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8, precision="mixed"),
+    ), verbose=0)
+    record = run.record()
+    assert record.precision == "mixed_bfloat16" and record.cached_top is not None
+    assert record.cached_top.features["train"].path != (
+        extract_run.record().split_features["train"].path), "float32 and mixed caches never mix"
+    model = load_model(run.file("final.keras"))
+    assert model.get_layer("block5_conv1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    assert np.isfinite(model.predict(images, verbose=0)).all()

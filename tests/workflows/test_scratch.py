@@ -10,18 +10,20 @@ from pipeline.data.augment import AugmentConfig
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
+from pipeline.models.saving import load_model
 from pipeline.models.scratch import build_scratch_convnet
-from pipeline.runs import Run
+from pipeline.runs import Run, RunRecord
+from pipeline.workflows.options import TrainingOptions
 from pipeline.workflows.scratch import ScratchConfig, train_scratch
-from pipeline.workflows.training import fit_into_run
+from pipeline.workflows.training import BestCheckpoint, fit_into_run
 
 
 @pytest.fixture(scope="module")
 def scratch_run(synthetic_dataset, tmp_path_factory):
     config = ScratchConfig(
         data_dir=synthetic_dataset, models_dir=tmp_path_factory.mktemp("models"), image_size=48,
-        batch_size=8, epochs=2, augment=True, augmentation=AugmentConfig(pca_color=0.1),
-        dropout=0.5, learning_rate=1e-3,
+        augment=True, augmentation=AugmentConfig(pca_color=0.1), dropout=0.5,
+        training=TrainingOptions(batch_size=8, epochs=2, learning_rate=1e-3),
     )
     return train_scratch(config, verbose=0)
 
@@ -30,11 +32,14 @@ def test_run_has_every_artefact(scratch_run):
     names = {p.name for p in scratch_run.path.iterdir()}
     assert {"config.json", "history.json", "history.csv", "best.keras", "final.keras",
             "metrics.json", "curves.png"} <= names
-    config = scratch_run.read_config()
-    assert config["kind"] == "scratch" and config["status"] == "completed"
-    assert config["config"]["augment"] is True
-    assert config["config"]["augmentation"]["rotation"] == 40
-    assert config["class_names"] == ["cat", "dog"] and config["epochs_run"] == 2
+    record = scratch_run.record()
+    assert record.kind == "scratch" and record.status == "completed"
+    assert record.config["augment"] is True
+    assert record.config["augmentation"]["rotation"] == 40
+    assert record.config["training"]["learning_rate"] == 1e-3
+    assert record.class_names == ["cat", "dog"] and record.epochs_run == 2
+    assert (record.image_size, record.precision, record.evaluated_model) == (48, "float32",
+                                                                             "best.keras")
     history = scratch_run.read_history()
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(values) == 2 for values in history.values())
@@ -42,7 +47,7 @@ def test_run_has_every_artefact(scratch_run):
 
 
 def test_validation_metrics_are_those_of_the_best_checkpoint(scratch_run, synthetic_dataset):
-    best = keras.models.load_model(scratch_run.file("best.keras"), safe_mode=True)
+    best = load_model(scratch_run.file("best.keras"), compile=True)
     validation = load_split(synthetic_dataset, "validation", 48, 8)
     expected = best.evaluate(validation.dataset, verbose=0, return_dict=True)
     stored = json.loads(scratch_run.file("metrics.json").read_text())["validation"]
@@ -51,7 +56,7 @@ def test_validation_metrics_are_those_of_the_best_checkpoint(scratch_run, synthe
 
 
 def test_saved_model_keeps_augmentation_inactive_at_inference(scratch_run):
-    model = keras.models.load_model(scratch_run.file("final.keras"), safe_mode=True)
+    model = load_model(scratch_run.file("final.keras"))
     assert model.get_layer("augmentation") is not None
     images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
     first, second = model.predict(images, verbose=0), model.predict(images, verbose=0)
@@ -69,19 +74,45 @@ def test_ctrl_c_keeps_what_was_saved(synthetic_dataset, tmp_path):
     validation = load_split(synthetic_dataset, "validation", 48, 8)
     model = compile_classifier(build_scratch_convnet(48, 2), 2, "rmsprop", 1e-4)
     run = Run.create(tmp_path, "scratch")
-    run.write_config("scratch", {})
+    run.write_record(RunRecord("scratch", str(synthetic_dataset), ["cat", "dog"], 48))
     outcome = fit_into_run(model, run, train.dataset, validation.dataset, epochs=5,
                            callbacks=[_StopAtEpoch()], verbose=0)
     assert outcome.interrupted and outcome.epochs_run == 2
-    assert run.read_config()["status"] == "interrupted"
+    assert run.record().status == "interrupted" and run.record().epochs_run == 2
     assert len(run.read_history()["loss"]) == 2
     assert run.file("final.keras").is_file() and run.file("best.keras").is_file()
 
 
+def _best_epoch(checkpoint: BestCheckpoint, model, values: list[float]) -> int | None:
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    for epoch, value in enumerate(values):
+        checkpoint.on_epoch_end(epoch, {checkpoint.monitor: value})
+    return checkpoint.best_epoch
+
+
+def test_best_checkpoint_minimises_losses_and_maximises_accuracy(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    compile_classifier(model, 2, "rmsprop", 1e-4)
+    model.evaluate(np.zeros((2, 4)), np.zeros((2, 1)), verbose=0)  # builds its metrics
+    values = [0.6, 0.9, 0.7]
+    assert _best_epoch(BestCheckpoint(tmp_path / "a.keras"), model, values) == 1
+    accuracy = BestCheckpoint(tmp_path / "b.keras", monitor="val_accuracy")
+    assert _best_epoch(accuracy, model, values) == 2 and accuracy.mode == "max"
+    assert load_model(tmp_path / "b.keras").count_params() == model.count_params()
+    assert _best_epoch(BestCheckpoint(tmp_path / "c.keras", "val_accuracy", mode="min"), model,
+                       values) == 1
+
+
 def test_bad_options_are_clear_errors(synthetic_dataset, tmp_path):
-    with pytest.raises(PipelineError, match="--epochs"):
-        train_scratch(ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path, epochs=0))
-    with pytest.raises(PipelineError, match="--image-size 40"):
+    with pytest.raises(PipelineError, match="`epochs`"):
+        train_scratch(ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+                                    training=TrainingOptions(epochs=0)))
+    with pytest.raises(PipelineError, match="`precision` 'half'"):
+        train_scratch(ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+                                    training=TrainingOptions(precision="half")))
+    with pytest.raises(PipelineError, match="`image_size` 40"):
         train_scratch(ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path, image_size=40))
     with pytest.raises(PipelineError, match="data prepare"):
         train_scratch(ScratchConfig(data_dir=tmp_path / "none", models_dir=tmp_path))

@@ -1,0 +1,67 @@
+"""Save and load ``.keras`` models: atomic writes, and one safe loader used everywhere.
+
+Models load with Keras' safe mode on: a ``.keras`` file can never run Python code it
+carries (a ``Lambda`` layer, say); such a file is refused with a message saying so. The
+layers of this package are registered by importing their modules below, explicitly, so a
+saved model holding one of them always finds it (an import failure is a real error).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+
+# Imported for their registration with Keras' serialization (@register_keras_serializable).
+import pipeline.data.augment
+import pipeline.data.pca_color
+import pipeline.layers.locally_connected
+import pipeline.layers.netvlad
+import pipeline.layers.spatial_pyramid_pooling
+import pipeline.models.preprocessing  # noqa: F401
+from pipeline import atomic
+from pipeline.errors import PipelineError
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` model atomically: a crash leaves the previous file intact."""
+    with atomic.atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def load_model(path: str | Path, *, compile: bool = False) -> keras.Model:
+    """Load a ``.keras`` file with safe mode on; uncompiled unless ``compile``.
+
+    Errors say which of three things is wrong: no such file, not a Keras model file, or
+    refused by safe mode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: no such model file")
+    if not _is_keras_archive(path):
+        raise PipelineError(f"{path}: not a Keras model file (a .keras archive saved by Keras 3)")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=compile)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "arbitrary code" in str(error):
+            raise PipelineError(
+                f"{path}: refused by Keras safe mode, the model holds Python code (e.g. a Lambda "
+                "layer); rebuild the model without such layers"
+            ) from error
+        raise PipelineError(f"{path}: cannot load the model ({_first_line(error)})") from error
+    except (OSError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        raise PipelineError(f"{path}: cannot load the model ({_first_line(error)})") from error
+
+
+def _is_keras_archive(path: Path) -> bool:
+    """A ``.keras`` file is a zip holding ``config.json`` and ``metadata.json``."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "config.json" in archive.namelist()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,161 @@
+"""The report as one self-contained HTML file: every picture embedded, no script, no network.
+
+A reader can mail the file or open it offline: images are ``data:`` URIs (curves as PNG,
+photos as small JPEGs), the style sheet is inline, and nothing names another file or
+host. Every string that came from the user (run names, class names, paths) is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+from pipeline import atomic
+from pipeline.report import figures, table
+from pipeline.report.model import BOOK_REFERENCES, Report, RunSummary
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+td { white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+thead th { background: #f0f0f0; }
+.book { color: #7a4b00; background: #fff6e0; }
+.caption { font-size: 0.9em; color: #555; max-width: 60em; }
+figure { display: inline-block; margin: 0.4em; vertical-align: top; }
+figure img { margin-right: 4px; vertical-align: top; }
+figcaption { font-size: 0.8em; overflow-wrap: anywhere; max-width: 390px; }
+img.curves { max-width: 100%; }
+"""
+
+
+def render_html(report: Report) -> str:
+    """The whole report as an HTML document (a string)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(report.title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(report.title)}</h1>",
+    ]
+    if report.dataset:
+        parts.append(f"<p>{escape(report.dataset)}</p>")
+    parts += _strategies(report)
+    parts += _book_table()
+    parts += [
+        "<h2>Learning curves</h2>",
+        '<p class="caption">Training dashed, validation solid. A fine-tuning run continues '
+        "its extraction run's epochs (dotted line where it starts).</p>",
+        _img(figures.curves_png(report), "image/png", "learning curves of every run", "curves"),
+    ]
+    for run in report.runs:
+        parts += _confusion(run)
+    for run in report.runs:
+        parts += _wrong_photos(run)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html(report: Report, out: Path) -> Path:
+    """Write ``render_html(report)`` to ``out`` atomically; returns ``out``."""
+    atomic.write_text(out, render_html(report))
+    return Path(out)
+
+
+def _strategies(report: Report) -> list[str]:
+    head = "".join(
+        f'<th{_book_class(column)}>{escape(column)}</th>' for column in table.STRATEGY_COLUMNS
+    )
+    rows = []
+    for row in table.strategy_rows(report):
+        cells = "".join(
+            f"<td{_book_class(column)}>{escape(value)}</td>"
+            for column, value in zip(table.STRATEGY_COLUMNS, row, strict=True)
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return [
+        "<h2>Strategies</h2>",
+        f'<table id="strategies"><thead><tr>{head}</tr></thead><tbody>',
+        *rows,
+        "</tbody></table>",
+        f'<p class="caption">{escape(table.BOOK_COLUMN_NOTE)}</p>',
+    ]
+
+
+def _book_class(column: str) -> str:
+    return ' class="book"' if column == "Book's reference" else ""
+
+
+def _book_table() -> list[str]:
+    rows = [
+        f'<tr><td>{escape(ref.what)}</td><td>{escape(ref.kind)}</td>'
+        f'<td class="book">{100 * ref.accuracy:g}%</td><td>{escape(ref.split)}</td></tr>'
+        for ref in BOOK_REFERENCES
+    ]
+    return [
+        "<h2>The book's reference numbers</h2>",
+        f'<p class="caption">{escape(table.book_caption())}</p>',
+        '<table id="book"><thead><tr><th>Book\'s strategy</th><th>Kind</th>'
+        "<th>Book's accuracy</th><th>Split</th></tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+    ]
+
+
+def _confusion(run: RunSummary) -> list[str]:
+    if run.confusion is None:
+        return []
+    header, *body = table.confusion_rows(run.confusion)
+    shares = table.row_shares(run.confusion)
+    rows = [
+        "<tr><th>" + escape(row[0]) + "</th>"
+        + "".join(
+            f'<td style="background: rgba(31, 119, 180, {0.6 * share:.2f})">{escape(cell)}</td>'
+            for cell, share in zip(row[1:], shares[index], strict=True)
+        )
+        + "</tr>"
+        for index, row in enumerate(body)
+    ]
+    return [
+        f"<h2>Confusion matrix: {escape(run.name)}</h2>",
+        "<table class=\"confusion\"><thead><tr>"
+        + "".join(f"<th>{escape(cell)}</th>" for cell in header)
+        + "</tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+    ]
+
+
+def _wrong_photos(run: RunSummary) -> list[str]:
+    if not run.wrong_photos:
+        return []
+    parts = [
+        f"<h2>Most confidently wrong: {escape(run.name)}</h2>",
+        '<p class="caption">The test photos this run got wrong with the highest probability '
+        "for the wrong class; Grad-CAM shows where it looked.</p>",
+        "<div>",
+    ]
+    for photo in run.wrong_photos:
+        caption = table.wrong_caption(photo.true_class, photo.predicted_class, photo.probability)
+        thumbnail = figures.photo_thumbnail(photo.path)
+        picture = (
+            _img(thumbnail, "image/jpeg", f"{photo.path.name}: {caption}")
+            if thumbnail is not None
+            else "<p>(photo could not be read)</p>"
+        )
+        overlay = figures.overlay_thumbnail(photo.gradcam) if photo.gradcam is not None else None
+        if overlay is not None:
+            picture += _img(overlay, "image/jpeg", f"Grad-CAM of {photo.path.name}")
+        parts.append(
+            f'<figure title="{escape(str(photo.path))}">{picture}<figcaption>'
+            f"{escape(photo.path.name)}<br>{escape(caption)}</figcaption></figure>"
+        )
+    parts.append("</div>")
+    return parts
+
+
+def _img(data: bytes, mime: str, alt: str, css_class: str = "") -> str:
+    source = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    extra = f' class="{css_class}"' if css_class else ""
+    return f'<img{extra} src="{source}" alt="{escape(alt)}">'

@@ -1,0 +1,80 @@
+"""A real browser opens the HTML report offline: every picture shows, nothing is fetched.
+
+Headless Chromium renders a copy of the report with a small checking script added at the
+end (the report itself has no script). With every host name mapped to "not found", a
+picture that needed the network could not load; the script also lists every resource the
+page fetched (Resource Timing), which for a self-contained page is none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from pipeline.report.html import write_html
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium is not installed (Debian: apt-get install chromium)",
+)
+
+_CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const result = {
+    images: images.length,
+    loaded: images.filter((image) => image.complete && image.naturalWidth > 0).length,
+    fetched: performance.getEntriesByType("resource").map((entry) => entry.name),
+    runs: Array.from(document.querySelectorAll("#strategies tbody tr"),
+                     (row) => row.cells[0].textContent),
+  };
+  const out = document.createElement("pre");
+  out.id = "browser-check";
+  out.textContent = JSON.stringify(result);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _open_in_browser(page: Path, tmp_path: Path) -> dict:
+    """What the checking script saw when Chromium loaded ``page`` (after its load event)."""
+    checked = page.with_name("checked-" + page.name)
+    checked.write_text(page.read_text().replace("</body>", _CHECK + "</body>"))
+    completed = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=5000",
+            "--dump-dom", checked.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    found = re.search(r'<pre id="browser-check">(.*?)</pre>', completed.stdout, re.DOTALL)
+    assert found, f"the page's check did not run; chromium said: {completed.stderr[-2000:]}"
+    return json.loads(unescape(found.group(1)))
+
+
+def test_the_report_renders_offline_with_every_picture(report, tmp_path):
+    page = write_html(report, tmp_path / "report.html")
+    seen = _open_in_browser(page, tmp_path)
+    assert seen["runs"] == ["scratch-1", "augment-1", "extract-1", "finetune-1"]
+    assert seen["images"] == 5 and seen["loaded"] == 5
+    assert [url for url in seen["fetched"] if not url.startswith("data:")] == []
+
+
+def test_the_check_notices_a_picture_from_the_network(report, tmp_path):
+    """The harness itself can fail: a page with one web picture is caught."""
+    page = write_html(report, tmp_path / "report.html")
+    page.write_text(
+        page.read_text().replace("</body>", '<img src="http://example.invalid/x.png"></body>')
+    )
+    seen = _open_in_browser(page, tmp_path)
+    assert seen["images"] == 6 and seen["loaded"] == 5
+    assert "http://example.invalid/x.png" in seen["fetched"]

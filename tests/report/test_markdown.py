@@ -1,0 +1,36 @@
+"""The Markdown report: the same tables, pictures as PNG files beside it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from PIL import Image
+
+from pipeline.report import Report
+from pipeline.report.markdown import cell, write_markdown
+
+
+def test_tables_and_pictures_beside_the_file(report, tmp_path):
+    out = write_markdown(report, tmp_path / "report.md")
+    text = out.read_text()
+    assert "| scratch-1 | scratch | 71.2% | 70.0% | 30 | 1 min 35 s | 3,453,121 | " \
+        "≈ 71% validation |" in text
+    assert "| fast feature extraction (VGG16) | extract | 90% | validation |" in text
+    assert "Deep Learning with Python" in text and "Book's reference" in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links[0] == "report_files/curves.png" and len(links) == 5
+    for link in links:
+        assert link.endswith(".png")
+        with Image.open(tmp_path / link) as image:
+            assert image.format == "PNG" and max(image.size) <= 1100
+    assert not re.search(r"https?://", text)
+
+
+def test_markdown_cells_cannot_break_the_table_or_inject_html(report, tmp_path):
+    assert cell("a|b <i>x</i> *y*\nz") == "a\\|b &lt;i&gt;x&lt;/i&gt; \\*y\\* z"
+    run = dataclasses.replace(report.runs[0], name="evil | <img src=x>")
+    text = write_markdown(Report((run,)), tmp_path / "r.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| evil"))
+    assert row.count("|") - row.count("\\|") == 9  # eight columns, not broken by the name
+    assert "<img" not in text
