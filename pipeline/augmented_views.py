@@ -36,6 +36,7 @@ from numpy.lib.format import open_memmap
 
 from pipeline.atomic import write_json
 from pipeline.errors import PipelineError
+from pipeline.features import FolderPerKey, predict_batch
 
 VIEWS_FORMAT = 1
 LABELS_FILE = "labels.npy"
@@ -88,14 +89,8 @@ class CachedViews:
                 "shape": list(self.views[0].shape)}
 
 
-class ViewCache:
+class ViewCache(FolderPerKey):
     """Views of one layer's output under augmentation, kept in a folder per key."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def folder(self, key: ViewsKey) -> Path:
-        return self.root / key.folder_name()
 
     def ensure(
         self,
@@ -215,7 +210,7 @@ def augmented_view_computer(
         offset = 0
         for images, _ in batches():
             augmented = augmentation(images, training=True)
-            outputs = np.asarray(bottom.predict_on_batch(augmented))
+            outputs = np.asarray(predict_batch(bottom, augmented))  # split across replicas
             end = offset + len(outputs)
             if end > len(out):
                 raise PipelineError(f"more images than the {len(out)} expected; the data changed")

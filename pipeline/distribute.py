@@ -29,6 +29,7 @@ import json
 import os
 import re
 import tempfile
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.errors import PipelineError
+from pipeline.strategies import STRATEGIES
 
-STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 TF_CONFIG_ENV = "TF_CONFIG"
 _CHIEF_TYPES = ("chief", "worker")  # task types that may be the chief, in order of precedence
 # Errors a collective op raises when a peer died or stopped answering (heartbeats, timeouts).
@@ -276,12 +277,7 @@ def distributed_predict(model: Any, dataset: tf.data.Dataset,
     # positions count the same on all workers (FILE sharding would number each one's files).
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     distributed = strategy.experimental_distribute_dataset(numbered.with_options(options))
-
-    @tf.function
-    def step(index: Any, x: Any) -> tuple[Any, Any]:
-        y = strategy.run(lambda batch: model(batch, training=False), args=(x,))
-        return strategy.gather(index, axis=0), strategy.gather(y, axis=0)
-
+    step = _predict_step(model, strategy)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
     for index, x in distributed:
         got_index, got = step(index, x)
@@ -301,6 +297,25 @@ def distributed_predict(model: Any, dataset: tf.data.Dataset,
     for got_index, got in parts:
         result[got_index] = got
     return result
+
+
+_STEPS: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _predict_step(model: Any, strategy: tf.distribute.Strategy) -> Any:
+    """``model``'s prediction step under ``strategy``, traced once and kept with the model,
+    so predicting batch by batch (feature extraction) does not retrace for every batch."""
+    steps = _STEPS.setdefault(model, {})
+    if id(strategy) not in steps:
+        held = weakref.ref(model)  # not the model itself: the cache must not keep it alive
+
+        @tf.function(reduce_retracing=True)
+        def step(index: Any, x: Any) -> tuple[Any, Any]:
+            y = strategy.run(lambda batch: held()(batch, training=False), args=(x,))
+            return strategy.gather(index, axis=0), strategy.gather(y, axis=0)
+
+        steps[id(strategy)] = step
+    return steps[id(strategy)]
 
 
 def _number_batch(start: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tuple[Any, Any]]:

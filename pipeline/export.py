@@ -14,16 +14,15 @@ evaluation). The copy holds the trained weights; the model passed in is not chan
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Literal
 
 import keras
 
+from pipeline.atomic import remove_path, replace_via_aside
 from pipeline.errors import PipelineError
 
 ExportFormat = Literal["savedmodel", "tflite", "onnx"]
@@ -67,7 +66,7 @@ def export_model(
         )
         _replace(tmp, output)
     finally:
-        _remove(tmp)
+        remove_path(tmp)
     return output
 
 
@@ -123,20 +122,6 @@ def _replace(tmp: Path, output: Path) -> None:
     if not os.path.lexists(output):
         os.replace(tmp, output)
         return
-    # A folder cannot be replaced in one rename (nor a file by a folder): move the old aside.
     old = output.parent / f".{output.name}-old-{secrets.token_hex(4)}"
-    os.replace(output, old)
-    try:
-        os.replace(tmp, output)
-    except OSError:
-        os.replace(old, output)
-        raise
-    _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    replace_via_aside(tmp, output, old)
+    remove_path(old)

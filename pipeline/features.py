@@ -4,31 +4,37 @@ Layout of ``models/features/<base>-<layer>-<size>px-<split>-<key>/``::
 
     features.npy    (count, H, W, C) float32, the layer's output per image
     labels.npy      (count, 1) float32 for two classes, (count,) int32 for more
-    metadata.json   the key below, shapes, class names, how it was made; written last
+    metadata.json   the key below, shapes, sha256 of both arrays, how it was made; written last
+    verified.json   when the arrays were last checked against those sha256 (size and times)
 
 The key is a sha256 of everything the numbers depend on: conv base, layer, the exact
 weights that compute that layer (a hash of the arrays, so "imagenet", "lpips", a file and
 a seeded random init are all told apart), image size, preprocessing, the compute
 precision (``float32`` or a mixed policy: features are stored as float32 either way, but a
-float32 and a mixed cache never mix), the dataset's manifest checksum, the split and this
-format's version. A different input gives a
-different folder; a folder whose metadata does not match its key, or whose arrays are
-damaged, is recomputed with a warning, never used. Arrays are written through
-``numpy.lib.format.open_memmap`` into a temporary folder that is renamed into place at
-the end, so memory stays bounded and an interrupted run leaves nothing half-written.
+float32 and a mixed cache never mix), the dataset's manifest checksum (callers verify the
+files against the manifest first, so the checksum stands for the files), the split and
+this format's version. A different input gives a different folder; a folder whose
+metadata does not match its key, or whose arrays are damaged or fail their checksum, is
+recomputed with a warning, never used.
+
+Writing: rows go into a hidden work folder in parts (``feature_parts.py``) with ordinary
+writes, so an interrupted run is continued by the next one from its last complete part,
+memory stays bounded, and a full disk is an error message, not a crash; the folder is
+renamed into place when complete. Reading: ``NpyRows`` reads the rows each batch needs,
+so a process's memory does not grow with the size of the features it trains on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -37,19 +43,27 @@ from typing import Any
 
 import keras
 import numpy as np
-from numpy.lib.format import open_memmap
 
+from pipeline import feature_parts
 from pipeline.atomic import write_json
+from pipeline.data.dataset import naming_undecodable_images
 from pipeline.errors import PipelineError
+from pipeline.feature_parts import PartWriter
+from pipeline.npy_files import NpyRows, file_sha256
 from pipeline.runs import FeatureRecord
+from pipeline.strategies import active_distribution
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: sha256 of the arrays in the metadata
 FEATURES_FILE = "features.npy"
 LABELS_FILE = "labels.npy"
 METADATA_FILE = "metadata.json"
+VERIFIED_FILE = "verified.json"
 FEATURE_DTYPE = np.float32
 
-Filler = Callable[[np.ndarray, np.ndarray], None]
+# ``fill(writer)`` appends every row: ``writer.append(features, labels)`` batch by batch,
+# skipping the first ``writer.start`` inputs (written by an earlier, interrupted run).
+Filler = Callable[[PartWriter], None]
+Rows = np.ndarray | NpyRows  # an array, or rows read from disk when indexed
 
 
 @dataclass(frozen=True)
@@ -76,10 +90,10 @@ class FeatureKey:
 
 @dataclass(frozen=True)
 class CachedFeatures:
-    """One split's features and labels (memory-mapped, read-only) and where they live."""
+    """One split's features and labels (read from disk as indexed) and where they live."""
 
-    features: np.ndarray
-    labels: np.ndarray
+    features: Rows
+    labels: Rows
     path: Path
     key: FeatureKey
     reused: bool
@@ -106,14 +120,18 @@ def weights_fingerprint(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-class FeatureCache:
-    """A folder of feature sets, one sub-folder per key."""
+class FolderPerKey:
+    """A cache root with one sub-folder per key (``key.folder_name()``); also ``ViewCache``'s."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
-    def folder(self, key: FeatureKey) -> Path:
+    def folder(self, key: Any) -> Path:
         return self.root / key.folder_name()
+
+
+class FeatureCache(FolderPerKey):
+    """A folder of feature sets, one sub-folder per key."""
 
     def load(
         self, key: FeatureKey, *, strict: bool = False, warn: bool = True
@@ -149,36 +167,55 @@ class FeatureCache:
         fill: Filler,
         info: dict[str, Any] | None = None,
     ) -> CachedFeatures:
-        """Make the entry for ``key``: ``fill(features, labels)`` fills memory-mapped arrays."""
+        """Make the entry for ``key``: ``fill(writer)`` appends every row (see ``Filler``).
+
+        Continues an earlier, interrupted computation of the same entry from its last
+        complete part. A full disk removes the parts and raises a PipelineError.
+        """
         folder = self.folder(key)
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=self.root))
-        try:
-            features = open_memmap(tmp / FEATURES_FILE, mode="w+", dtype=FEATURE_DTYPE,
-                                   shape=(count, *feature_shape))
-            labels = open_memmap(tmp / LABELS_FILE, mode="w+", dtype=label_dtype,
-                                 shape=(count, *label_shape))
-            start = time.perf_counter()
-            fill(features, labels)
-            seconds = time.perf_counter() - start
-            features.flush()
-            labels.flush()
-            del features, labels  # close the maps before the folder moves
-            write_json(tmp / METADATA_FILE, {
-                "key": asdict(key),
-                "count": count,
-                "feature_shape": list(feature_shape),
+        feature_parts.remove_leftovers(self.root)
+        work = feature_parts.work_folder(folder)
+        row_bytes = int(np.prod(feature_shape, dtype=np.int64)) * np.dtype(FEATURE_DTYPE).itemsize
+        plan = {"key": key.digest(), "count": int(count),
+                "feature_shape": [int(n) for n in feature_shape],
                 "feature_dtype": np.dtype(FEATURE_DTYPE).name,
-                "label_shape": list(label_shape),
+                "label_shape": [int(n) for n in label_shape],
                 "label_dtype": np.dtype(label_dtype).name,
-                **(info or {}),
-            })
+                "part_rows": feature_parts.part_rows(row_bytes)}
+        try:
+            with feature_parts.claimed(work):
+                writer = PartWriter(work, plan, feature_parts.resume_point(work, plan))
+                try:
+                    start = time.perf_counter()
+                    fill(writer)
+                    seconds = time.perf_counter() - start
+                    checksums = writer.finish()
+                finally:
+                    writer.close()
+                write_json(work / METADATA_FILE, {
+                    "key": asdict(key),
+                    "count": count,
+                    "feature_shape": list(feature_shape),
+                    "feature_dtype": np.dtype(FEATURE_DTYPE).name,
+                    "label_shape": list(label_shape),
+                    "label_dtype": np.dtype(label_dtype).name,
+                    "sha256": checksums,
+                    **(info or {}),
+                })
+                _record_verified(work, checksums)  # computed while writing: nothing to re-read
+                feature_parts.release_for_publishing(work)
             if folder.exists():  # damaged, foreign, or being replaced (``recompute``)
                 shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(tmp)
+            os.replace(work, folder)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            shutil.rmtree(work, ignore_errors=True)
+            raise PipelineError(_disk_full(self.root, key, count, row_bytes)) from None
+        except PipelineError:  # the data changed under the fill: its parts are worthless
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         return dataclasses.replace(_read_entry(folder, key, reused=False),
                                    compute_seconds=seconds)
 
@@ -198,6 +235,13 @@ class _Damaged(Exception):
     """A cache entry that cannot be trusted; the message says why."""
 
 
+def _disk_full(root: Path, key: FeatureKey, count: int, row_bytes: int) -> str:
+    free = shutil.disk_usage(root).free if root.exists() else 0
+    return (f"{root}: the disk is full ({free / 2**20:.0f} MB free) while writing the "
+            f"{key.split} features ({count * row_bytes / 2**20:.0f} MB needed); nothing was "
+            "kept: free some space or set `features_dir` to a disk with room")
+
+
 def _read_entry(folder: Path, key: FeatureKey, reused: bool = True) -> CachedFeatures:
     try:
         meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
@@ -208,8 +252,8 @@ def _read_entry(folder: Path, key: FeatureKey, reused: bool = True) -> CachedFea
     if not isinstance(meta, dict) or meta.get("key") != asdict(key):
         raise _Damaged(f"{METADATA_FILE} describes other features than the ones asked for")
     try:
-        features = np.load(folder / FEATURES_FILE, mmap_mode="r")
-        labels = np.load(folder / LABELS_FILE, mmap_mode="r")
+        features = NpyRows(folder / FEATURES_FILE)
+        labels = NpyRows(folder / LABELS_FILE)
     except (OSError, ValueError) as error:
         raise _Damaged(f"arrays: {error}") from None
     count = meta.get("count")
@@ -218,7 +262,46 @@ def _read_entry(folder: Path, key: FeatureKey, reused: bool = True) -> CachedFea
         raise _Damaged(f"{FEATURES_FILE} is {features.shape} {features.dtype}, expected {expected}")
     if labels.shape != (count, *meta.get("label_shape", [])):
         raise _Damaged(f"{LABELS_FILE} has shape {labels.shape}, expected {count} labels")
+    _verify_checksums(folder, meta.get("sha256"))
     return CachedFeatures(features, labels, folder, key, reused)
+
+
+def _verify_checksums(folder: Path, expected: Any) -> None:
+    """Compare each array's sha256 with the one recorded at write time, once per file state.
+
+    Hashing costs about a second per GB, so a match is recorded in ``verified.json`` with
+    the file's size, modification and change times; it is hashed again only when one of
+    them changes (a replaced, edited or copied file). A read-only cache is hashed each time.
+    """
+    names = (FEATURES_FILE, LABELS_FILE)
+    if not isinstance(expected, dict) or not all(isinstance(expected.get(n), str) for n in names):
+        raise _Damaged(f"{METADATA_FILE} records no checksums")
+    try:
+        stamps = json.loads((folder / VERIFIED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stamps = {}
+    stamps = stamps if isinstance(stamps, dict) else {}
+    fresh = {}
+    for name in names:
+        stamp = {"sha256": expected[name], "stat": _file_state(folder / name)}
+        if stamps.get(name) != stamp and file_sha256(folder / name) != expected[name]:
+            raise _Damaged(f"{name} does not match the checksum recorded when it was written")
+        fresh[name] = stamp
+    if fresh != stamps:
+        with contextlib.suppress(OSError):
+            write_json(folder / VERIFIED_FILE, fresh)
+
+
+def _record_verified(folder: Path, checksums: dict[str, str]) -> None:
+    write_json(folder / VERIFIED_FILE, {
+        name: {"sha256": checksums[name], "stat": _file_state(folder / name)}
+        for name in (FEATURES_FILE, LABELS_FILE)
+    })
+
+
+def _file_state(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
 
 
 # -- filling from a model --------------------------------------------------------------------------
@@ -229,38 +312,62 @@ def fill_from_model(
 ) -> Filler:
     """A ``fill`` that runs ``model`` (inference mode) over ``batches`` of (inputs, labels).
 
-    Batches are written as they come, so only one batch of outputs is in memory.
+    Batches are written as they come, so only one batch of outputs is in memory. Inputs an
+    earlier, interrupted run already computed (``writer.start``) are read but not run.
     """
 
-    def fill(features: np.ndarray, labels: np.ndarray) -> None:
-        count = features.shape[0]
+    def fill(writer: PartWriter) -> None:
         if verbose and label:
-            print(label)
-        progress = keras.utils.Progbar(count, verbose=verbose, unit_name="image")
-        offset = 0
-        for inputs, targets in batches:
-            # Stored as float32 whatever the compute precision (bfloat16, float16).
-            outputs = np.asarray(model.predict_on_batch(inputs), dtype=FEATURE_DTYPE)
-            end = offset + outputs.shape[0]
-            if end > count:
-                raise PipelineError(f"more inputs than the {count} expected; the data changed")
-            features[offset:end] = outputs
-            labels[offset:end] = np.asarray(targets).reshape(labels[offset:end].shape)
-            offset = end
-            progress.update(offset)
-        if offset != count:
-            raise PipelineError(f"{offset} inputs where {count} were expected; the data changed")
+            print(label + (f" (continuing from {writer.start})" if writer.start else ""))
+        progress = keras.utils.Progbar(writer.count, verbose=verbose, unit_name="image")
+        seen = 0
+        with naming_undecodable_images():  # a bad photo: its name, and no parts kept
+            for inputs, targets in batches:
+                targets = np.asarray(targets)
+                first, seen = seen, seen + len(targets)
+                if seen <= writer.start:
+                    continue
+                # Stored as float32 whatever the compute precision (bfloat16, float16).
+                outputs = np.asarray(predict_batch(model, inputs), dtype=FEATURE_DTYPE)
+                skip = max(0, writer.start - first)
+                writer.append(outputs[skip:], targets[skip:])
+                progress.update(seen)
+        if seen != writer.count:
+            raise PipelineError(f"{seen} inputs where {writer.count} were expected; "
+                                "the data changed")
 
     return fill
 
 
+def predict_batch(model: keras.Model, inputs: Any) -> Any:
+    """``model``'s outputs on one batch, the same on one device or split across replicas.
+
+    Under a strategy of several replicas (``pipeline.strategies.active_distribution``),
+    ``predict_on_batch`` would give every replica the whole batch; ``distributed_predict``
+    splits it and puts the outputs back in input order.
+    """
+    distribution = active_distribution()
+    if distribution is None or distribution.replicas == 1:
+        return model.predict_on_batch(inputs)
+    import tensorflow as tf
+
+    from pipeline.distribute import distributed_predict
+
+    return distributed_predict(model, tf.data.Dataset.from_tensors(inputs),
+                               distribution.strategy)
+
+
 class ArrayBatches(keras.utils.PyDataset):
-    """Batches of (features, labels) read from (memory-mapped) arrays, reshuffled every epoch."""
+    """Batches of (features, labels) read from arrays or ``NpyRows``, reshuffled every epoch.
+
+    Each batch reads only its own rows (sorted, so runs of neighbours are one read), so
+    memory holds a batch, not the features of the whole split.
+    """
 
     def __init__(
         self,
-        features: np.ndarray,
-        labels: np.ndarray,
+        features: Rows,
+        labels: Rows,
         batch_size: int,
         *,
         shuffle: bool = False,
@@ -281,7 +388,7 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         if self.shuffle:
-            rows = np.sort(rows)  # sequential reads from the memory map; the batch is a set
+            rows = np.sort(rows)  # sequential reads from disk; the batch is a set
         return np.asarray(self.features[rows]), np.asarray(self.labels[rows])
 
     def on_epoch_end(self) -> None:

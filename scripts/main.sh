@@ -1,37 +1,24 @@
 #!/usr/bin/env bash
-# The main job, from a fresh machine: set up, prepare the classic cats-vs-dogs split, then
-# fast feature extraction (VGG16), fine-tuning of block5 on cached tensors, test evaluation
-# and curves. About 30 minutes on 2 CPU cores; minutes on a GPU.
+# The main job, from a fresh machine: set up, then the whole chapter in one resumable command:
+# prepare the classic cats-vs-dogs split if needed, extract EfficientNet-Lite1 features
+# (offline ImageNet weights), train the head, fine-tune its last block, evaluate on the test
+# split and write the report (models/run-cpu-quick-cats_and_dogs_small/report.html).
+# About 5-10 minutes on 2 CPU cores; started again after an interruption, it resumes.
 #
-#   DOGS_VS_CATS=/path/to/kaggle/train bash scripts/main.sh
+#   DOGS_VS_CATS=/path/to/kaggle/train bash scripts/main.sh [more `run` options]
 #
 # The photos come from $DOGS_VS_CATS (Kaggle's train/ folder or PetImages; default
 # ../shared/datasets/dogs-vs-cats/train); without them, PetImages is downloaded.
+# PRESET=classic (the book's VGG16 chapter) or PRESET=best choose another recipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-export TF_CPP_MIN_LOG_LEVEL=2
 python=.venv/bin/python
 source=${DOGS_VS_CATS:-../shared/datasets/dogs-vs-cats/train}
 dataset=data/cats_and_dogs_small
-if [ -f "$dataset/manifest.json" ]; then
-    echo "== using the prepared dataset $dataset"
-elif [ -d "$source" ]; then
-    "$python" cli.py data prepare --source "$source"
-else
+if [ ! -f "$dataset/manifest.json" ] && [ ! -d "$source" ]; then
     "$python" cli.py data download
-    "$python" cli.py data prepare --source data/PetImages
+    source=data/PetImages
 fi
-
-stamp=$(date +%Y%m%d-%H%M%S)
-extract=models/main-extract-$stamp
-finetune=models/main-finetune-$stamp
-echo "== fast feature extraction"
-"$python" cli.py extract --data "$dataset" --run-name "$(basename "$extract")"
-echo "== fine-tuning block5 on cached block4_pool tensors"
-"$python" cli.py finetune "$extract" --run-name "$(basename "$finetune")" --epochs 10
-echo "== evaluation on the test split"
-"$python" cli.py evaluate "$finetune" --split test
-"$python" cli.py plot "$extract" "$finetune" -o "models/main-curves-$stamp.png"
-echo "== done: $extract, $finetune"
+"$python" cli.py run --preset "${PRESET:-cpu-quick}" --data "$dataset" --source "$source" "$@"

@@ -80,7 +80,7 @@ def test_library_messages_name_fields_and_the_cli_shows_its_own_flags(tmp_path):
                                     training=TrainingOptions(epochs=0)))
     result = CliRunner().invoke(cli.main, ["train", "--epochs", "0", "--lr", "-1"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: --lr must be positive")
+    assert result.stderr.startswith("error: --lr must be a positive finite number")
     result = CliRunner().invoke(cli.main, ["train", "--epochs", "0"])
     assert result.stderr.startswith("error: --epochs must be at least 1")
 

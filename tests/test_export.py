@@ -134,3 +134,39 @@ def test_unknown_format_is_refused(model, tmp_path):
     with pytest.raises(PipelineError, match=r"`fmt` 'pickle'.*savedmodel, tflite, onnx"):
         export_model(model, tmp_path / "model.pkl", "pickle")
     assert not (tmp_path / "model.pkl").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_export_command_round_trips_a_run(fmt, tiny_run, synthetic_dataset, tmp_path):
+    """`export RUN`: the exported file answers raw images exactly as the run's Keras model."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from pipeline.data.image_file import load_image_array
+    from pipeline.models.saving import load_model
+
+    out = tmp_path / ("served" if fmt == "savedmodel" else "model.tflite")
+    result = CliRunner().invoke(main, ["export", str(tiny_run.path), "--format", fmt,
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"wrote {out}" in result.output
+    size = tiny_run.record().image_size
+    photos = sorted((synthetic_dataset / "test").rglob("*.jpg"))[:4]
+    images = np.stack([load_image_array(photo, size) for photo in photos])
+    expected = load_model(tiny_run.model_path("best")).predict(images, verbose=0)
+    if fmt == "savedmodel":
+        served = tf.saved_model.load(str(out))  # kept: serve() needs its variables alive
+        answered = served.serve(images).numpy()
+    else:
+        interpreter = tf.lite.Interpreter(model_path=str(out))
+        given, answer = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        interpreter.resize_tensor_input(given["index"], images.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(given["index"], images)
+        interpreter.invoke()
+        answered = interpreter.get_tensor(answer["index"])
+    np.testing.assert_allclose(answered, expected, atol=TOLERANCE)
+    again = CliRunner().invoke(main, ["export", str(tiny_run.path), "--format", fmt,
+                                      "-o", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output

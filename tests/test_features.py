@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import keras
 import numpy as np
@@ -12,13 +13,16 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.features import (
     FEATURES_FILE,
+    LABELS_FILE,
     METADATA_FILE,
+    VERIFIED_FILE,
     ArrayBatches,
     FeatureCache,
     FeatureKey,
     fill_from_model,
     weights_fingerprint,
 )
+from pipeline.npy_files import NpyRows
 
 KEY = FeatureKey(base="vgg16", layer="block4_pool", weights="w" * 64, image_size=48,
                  preprocessing="caffe", dataset="d" * 64, split="train")
@@ -27,21 +31,21 @@ KEY = FeatureKey(base="vgg16", layer="block4_pool", weights="w" * 64, image_size
 def write(cache: FeatureCache, key: FeatureKey = KEY, count: int = 5) -> np.ndarray:
     values = np.arange(count * 8, dtype="float32").reshape(count, 2, 2, 2)
 
-    def fill(features, labels):
-        features[:] = values
-        labels[:] = np.arange(count).reshape(count, 1) % 2
+    def fill(writer):
+        writer.append(values, np.arange(count).reshape(count, 1) % 2)
 
     cache.write(key, count=count, feature_shape=(2, 2, 2), label_shape=(1,), label_dtype="float32",
                 fill=fill)
     return values
 
 
-def test_written_features_load_back_memory_mapped(tmp_path):
+def test_written_features_load_back_read_from_disk(tmp_path):
     cache = FeatureCache(tmp_path)
     values = write(cache)
     loaded = cache.load(KEY)
     assert loaded is not None and loaded.reused and loaded.count == 5
-    assert isinstance(loaded.features, np.memmap)
+    assert isinstance(loaded.features, NpyRows)  # rows read when indexed, never mapped
+    np.testing.assert_array_equal(np.load(cache.folder(KEY) / FEATURES_FILE), values)
     np.testing.assert_array_equal(loaded.features, values)
     np.testing.assert_array_equal(loaded.labels[:, 0], [0, 1, 0, 1, 0])
     assert not list(tmp_path.glob(".*")), "no temporary folder is left behind"
@@ -97,10 +101,9 @@ def test_get_recomputes_a_damaged_entry_and_reuses_a_sound_one(tmp_path):
     cache = FeatureCache(tmp_path)
     calls = []
 
-    def fill(features, labels):
+    def fill(writer):
         calls.append(1)
-        features[:] = 1.0
-        labels[:] = 0.0
+        writer.append(np.ones((3, 1, 1, 2), "float32"), np.zeros((3, 1), "float32"))
 
     def get(**extra):
         return cache.get(KEY, count=3, feature_shape=(1, 1, 2), label_shape=(1,),
@@ -113,16 +116,17 @@ def test_get_recomputes_a_damaged_entry_and_reuses_a_sound_one(tmp_path):
     assert not get(recompute=True).reused and len(calls) == 3
 
 
-def test_a_failed_computation_leaves_no_entry(tmp_path):
+def test_a_failed_computation_publishes_no_entry(tmp_path):
     cache = FeatureCache(tmp_path)
 
-    def fill(features, labels):
+    def fill(writer):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         cache.write(KEY, count=2, feature_shape=(1,), label_shape=(1,), label_dtype="float32",
                     fill=fill)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+    assert cache.load(KEY) is None
 
 
 def test_fill_from_model_streams_batches_and_checks_the_count(tmp_path):
@@ -131,12 +135,19 @@ def test_fill_from_model_streams_batches_and_checks_the_count(tmp_path):
     x = np.random.default_rng(0).normal(size=(7, 3)).astype("float32")
     y = np.arange(7, dtype="float32").reshape(7, 1)
     batches = [(x[i:i + 3], y[i:i + 3]) for i in range(0, 7, 3)]
-    features, labels = np.zeros((7, 2), "float32"), np.zeros((7, 1), "float32")
-    fill_from_model(model, batches, verbose=0)(features, labels)
-    np.testing.assert_allclose(features, model.predict(x, verbose=0), rtol=1e-5)
-    np.testing.assert_array_equal(labels, y)
-    with pytest.raises(PipelineError, match="expected"):
-        fill_from_model(model, batches[:2], verbose=0)(features, labels)
+    cache = FeatureCache(tmp_path)
+
+    def write_from(batches):
+        return cache.write(KEY, count=7, feature_shape=(2,), label_shape=(1,),
+                           label_dtype="float32", fill=fill_from_model(model, batches, verbose=0))
+
+    made = write_from(batches)
+    np.testing.assert_allclose(np.asarray(made.features), model.predict(x, verbose=0), rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(made.labels), y)
+    for wrong in (batches[:2], batches + batches[:1]):
+        with pytest.raises(PipelineError, match="expected"):
+            write_from(wrong)
+        assert not list(tmp_path.glob(".*")), "a fill that saw other data leaves no parts"
 
 
 def test_weights_fingerprint_changes_with_any_weight():
@@ -168,3 +179,29 @@ def test_array_batches_cover_every_row_once_and_reshuffle_each_epoch():
     fixed = ArrayBatches(features, features, 4)
     np.testing.assert_array_equal(np.concatenate([fixed[i][0] for i in range(3)])[:, 0],
                                   np.arange(10))
+
+
+def test_an_array_changed_in_place_fails_its_checksum_even_with_its_old_times(tmp_path, capsys):
+    cache = FeatureCache(tmp_path)
+    write(cache)
+    assert cache.load(KEY) is not None
+    path = cache.folder(KEY) / LABELS_FILE
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x40  # same size, same shape: one label changed
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even the time put back
+    assert cache.load(KEY) is None
+    assert f"{LABELS_FILE} does not match the checksum" in capsys.readouterr().err
+
+
+def test_a_sound_entry_is_hashed_once_per_file_state(tmp_path):
+    cache = FeatureCache(tmp_path)
+    write(cache)
+    stamp = cache.folder(KEY) / VERIFIED_FILE
+    recorded = json.loads(stamp.read_text())
+    features = cache.folder(KEY) / FEATURES_FILE
+    assert recorded[FEATURES_FILE]["stat"][:2] == [features.stat().st_size,
+                                                  features.stat().st_mtime_ns]
+    stamp.unlink()  # e.g. a copied cache: verified again, and recorded again
+    assert cache.load(KEY) is not None and json.loads(stamp.read_text()) == recorded

@@ -110,3 +110,88 @@ def test_open_refuses_folders_that_are_not_runs(tmp_path):
     run.write_record(record())
     with pytest.raises(PipelineError, match="no saved model"):
         Run.open(run.path).model_path()
+
+
+# -- names, unfinished runs, values that are not finite -------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../up", "/abs", ".hidden", "-dash", "a/b", "x" * 101])
+def test_run_names_are_plain_folder_names(tmp_path, name):
+    with pytest.raises(PipelineError, match="`run_name`"):
+        Run.check_name_free(tmp_path, name)
+
+
+def test_the_feature_cache_folder_is_no_run_name(tmp_path):
+    """Refused before any feature is computed, not after (extract makes models/features)."""
+    with pytest.raises(PipelineError, match=r"`run_name` 'features'.*feature cache"):
+        Run.check_name_free(tmp_path, "features")
+
+
+def test_a_completed_run_name_is_taken_an_interrupted_one_continues(tmp_path):
+    run = Run.create(tmp_path, "scratch", "mine")
+    run.write_record(record(status="completed"))
+    with pytest.raises(PipelineError, match="already exists \\(completed\\)"):
+        Run.create(tmp_path, "scratch", "mine")
+    run.finish("interrupted", stop_reason="stopped by Ctrl-C", last_epoch=1)
+    (run.path / ".config-89abcdef.json").write_text("{")  # left by a write killed mid-way
+    continued = Run.create(tmp_path, "scratch", "mine")
+    assert continued.resuming and continued.path == run.path
+    assert not (run.path / ".config-89abcdef.json").exists()
+    with pytest.raises(PipelineError, match="is a scratch run, not extract"):
+        Run.create(tmp_path, "extract", "mine")
+
+
+def test_a_running_run_whose_process_is_gone_can_be_continued(tmp_path):
+    run = Run.create(tmp_path, "scratch", "mine")
+    run.write_record(record())
+    assert run.record().process.endswith(f":{__import__('os').getpid()}")
+    with pytest.raises(PipelineError, match="being trained right now"):
+        Run.check_name_free(tmp_path, "mine")
+    import socket
+
+    run.update_record(process=f"{socket.gethostname()}:999999999")  # no such process
+    assert Run.check_name_free(tmp_path, "mine") is True
+
+
+def test_non_finite_values_are_written_as_null_and_read_as_nan(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record())
+    run.write_history({"loss": [0.5, float("nan")], "val_loss": [float("inf"), 0.4]})
+    run.write_metrics("validation", {"loss": float("nan"), "accuracy": 0.5})
+    refuse = lambda constant: pytest.fail(f"{constant} is not JSON")  # noqa: E731
+    assert json.loads(run.file("history.json").read_text(), parse_constant=refuse) == {
+        "loss": [0.5, None], "val_loss": [None, 0.4]}
+    assert json.loads(run.file("metrics.json").read_text(),
+                      parse_constant=refuse)["validation"]["loss"] is None
+    history = run.read_history()
+    assert history["loss"][0] == 0.5 and history["loss"][1] != history["loss"][1]  # NaN
+    assert run.read_metrics()["validation"]["loss"] != run.read_metrics()["validation"]["loss"]
+
+
+def test_readers_are_warned_about_a_run_that_did_not_complete(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record())
+    run.finish("failed", stop_reason="the training loss became nan in epoch 3", epochs_run=3,
+               best_epoch=2)
+    run.file("best.keras").write_bytes(b"x")
+    with pytest.warns(UserWarning, match="failed after 3 epochs .*nan in epoch 3.*"
+                                         "best.keras is from epoch 2"):
+        Run.open(run.path)
+    assert "failed: the training loss became nan" in run.summary()
+
+
+def test_an_unfinished_run_never_falls_back_from_best_to_its_stopped_final_model(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record())
+    run.finish("interrupted", stop_reason="stopped by SIGTERM", epochs_run=0)
+    run.file("final.keras").write_bytes(b"x")  # the model as it stood mid-epoch
+    with pytest.raises(PipelineError, match=r"no saved model to use.*stopped by SIGTERM"):
+        run.model_path("best")
+    assert run.model_path("final") == run.file("final.keras")  # asked for by name: fine
+
+
+def test_summary_lists_the_tensorboard_logs(tmp_path):
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record(status="completed"))
+    (run.path / "logs" / "train").mkdir(parents=True)
+    assert f"  {run.path / 'logs'}" in run.summary().splitlines()

@@ -9,6 +9,7 @@ Light on purpose: nothing here imports TensorFlow until a command needs it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import re
@@ -18,10 +19,11 @@ from pathlib import Path
 import click
 
 from pipeline.models.head_options import HeadOptions
+from pipeline.strategies import STRATEGIES
 from pipeline.workflows.options import OPTIMIZERS, PRECISIONS, TrainingOptions
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-FIELD = re.compile(r"`([a-z_]+)`")
+FIELD = re.compile(r"`([a-z_][a-z0-9_]*)`")
 PathType = click.Path(path_type=Path)
 
 
@@ -37,22 +39,56 @@ class Commands(click.Group):
 
     Library messages name config fields in backticks; a field that is an option of the
     command that ran is shown as that option's flag (`image_size` -> --image-size).
+
+    Stops follow one rule in every command (``pipeline.interrupts``): SIGTERM stops like
+    Ctrl-C, and the exit status is 130 for Ctrl-C, 143 for SIGTERM, also when training
+    absorbed the stop to finish its run's files (or a failure: status 2, as any error).
+    A run that did not complete, read by any command, is named in a one-line warning.
     """
 
     def invoke(self, ctx: click.Context):
+        from pipeline import interrupts
         from pipeline.errors import PipelineError
 
         try:
-            return super().invoke(ctx)
+            with interrupts.sigterm_raises_terminated(), _one_line_run_warnings():
+                interrupts.take_deferred()  # a stop left by an earlier call is not ours
+                result = super().invoke(ctx)
+                deferred = interrupts.take_deferred()
+                if deferred is not None:
+                    raise deferred
+                return result
         except PipelineError as error:
             command = self.commands.get(ctx.invoked_subcommand or "")
             flags = {p.name: flag_of(p) for p in (command.params if command else [])}
             text = FIELD.sub(lambda m: flags.get(m.group(1), m.group(0)), str(error))
             click.secho(f"error: {text}", fg="red", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as stop:
+            click.echo("terminated" if isinstance(stop, interrupts.Terminated) else "interrupted",
+                       err=True)
+            sys.exit(interrupts.exit_status(stop))
+
+
+@contextlib.contextmanager
+def _one_line_run_warnings():
+    """Show ``IncompleteRunWarning`` as ``warning: ...`` on stderr, every time it is raised."""
+    import warnings
+
+    from pipeline.runs import IncompleteRunWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", IncompleteRunWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, IncompleteRunWarning):
+                click.secho(f"warning: {message}", fg="yellow", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 class RegistryChoice(click.Choice):
@@ -143,15 +179,24 @@ def augmentation_options(command):
         option("--fill-mode", default="nearest",
                type=click.Choice(["nearest", "reflect", "wrap", "constant"]),
                help="How pixels moved in from outside are filled."),
+        option("--augment-in", "placement", default="auto",
+               type=click.Choice(["auto", "model", "data"]),
+               help="Where augmentation runs when training on images: model (its first "
+                    "layers; on a GPU, on the accelerator), data (tf.data on CPU threads, "
+                    "overlapping the step), auto: data on a CPU (measured 1.4x faster here), "
+                    "model on a GPU."),
     )(command)
 
 
 def training_options(defaults: TrainingOptions):
-    """Optimizer, learning rate, batch size, epochs, early stopping, seed, precision."""
+    """Optimizer, learning rate, batch size, epochs, early stopping, seed, precision,
+    strategy, jit."""
     return option_group(
         "training", "pipeline.workflows.options:TrainingOptions",
         option("--optimizer", default=defaults.optimizer, type=click.Choice(OPTIMIZERS)),
-        option("--lr", "learning_rate", default=defaults.learning_rate, help="Learning rate."),
+        option("--lr", "learning_rate", type=float, default=defaults.learning_rate,
+               help="Learning rate." if defaults.learning_rate is not None else
+               "Learning rate (default: by head: 2e-5 for the book's heads, 1e-3 for gap)."),
         option("--batch-size", default=defaults.batch_size),
         option("--epochs", default=defaults.epochs),
         option("--early-stopping", type=int, default=defaults.early_stopping,
@@ -160,7 +205,38 @@ def training_options(defaults: TrainingOptions):
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),
                help="mixed: float16 compute on a GPU, bfloat16 on a CPU (output and loss "
                     "stay float32)."),
+        option("--strategy", default=defaults.strategy, type=click.Choice(STRATEGIES),
+               help="Devices to train on: auto (all GPUs if several), one, mirrored (all "
+                    "local GPUs), multiworker (one process per machine; the cluster is read "
+                    "from TF_CONFIG). --batch-size is GLOBAL: split across the replicas."),
+        option("--jit/--no-jit", default=defaults.jit,
+               help="XLA-compile the training step (default: Keras' own choice, auto). XLA "
+                    "measured slower on this CPU for the Lite bases (bench/bench_gpu.py)."),
     )
+
+
+def schedule_options(command):
+    """The learning-rate schedule and its warm-up (``ScheduleOptions``)."""
+    from pipeline.models.schedules import SCHEDULES, ScheduleOptions
+
+    defaults = ScheduleOptions()
+    return option_group(
+        "lr_schedule", "pipeline.models.schedules:ScheduleOptions",
+        option("--schedule", default=defaults.schedule, type=click.Choice(SCHEDULES),
+               help="Learning rate over training: constant, or cosine (linear warm-up from 0, "
+                    "then cosine decay to 0 at the last epoch; --lr is the peak)."),
+        option("--warmup-epochs", default=defaults.warmup_epochs,
+               help="Epochs of linear warm-up (cosine; fractions allowed)."),
+    )(command)
+
+
+def views_option(default: int, what: str):
+    """``--views``: cached augmented views per training image (``views``)."""
+    return add_options(option(
+        "--views", default=default,
+        help=f"Augmented views per training image whose frozen-part output is computed once "
+             f"and cached; each epoch shows every image through one of them ({what}). This "
+             f"approximates augmentation by a finite set of draws."))
 
 
 def head_options(command):
@@ -190,7 +266,9 @@ def run_output_options(command):
         option("--models-dir", type=PathType, default=Path("models"),
                help="Where run folders are made."),
         option("--run-name", default=None,
-               help="Name of the run folder (default: <kind>-<date>-<time>)."),
+               help="Name of the run folder (default: <kind>-<date>-<time>). The name of a run "
+                    "that was interrupted (Ctrl-C, SIGTERM) or failed continues it from its "
+                    "last finished epoch, with the same options (--epochs may change)."),
     )(command)
 
 

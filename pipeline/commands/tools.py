@@ -14,6 +14,7 @@ from pipeline.commands.options import (
     CONTEXT,
     Commands,
     PathType,
+    RegistryChoice,
     add_options,
     augmentation_options,
     echo_paths,
@@ -84,6 +85,34 @@ def data_synth(name, data_root, **options) -> None:
 
     folder = write_synthetic_dataset(data_root / name, **options)
     click.echo(f"synthetic dataset written to {folder}")
+
+
+@data.command("check")
+@click.argument("data_dir", metavar="DATASET", type=PathType)
+@add_options(
+    option("--base", default="efficientnet_lite0",
+           type=RegistryChoice("pipeline.models.bases:BASES"),
+           help="Conv base whose pooled features compare the photos (cached, as extract's)."),
+    option("--weights", default="auto", help="Its weights, as for `extract`."),
+    option("--image-size", type=int, default=None, help="Default: the base's own size."),
+    option("--models-dir", type=PathType, default=Path("models"),
+           help="The feature cache is <models-dir>/features."),
+    option("--threshold", default=0.95,
+           help="Cosine similarity above which two photos are near duplicates."),
+    option("--neighbours", default=10, help="Neighbours that vote on each photo's label."),
+)
+@output_option("Folder for the contact sheets and check.json (default: "
+               "<models-dir>/data-check-<dataset>).", "out_dir")
+def data_check(**config) -> None:
+    """Duplicates, leaks between splits and likely mislabelled photos of DATASET.
+
+    Exact duplicates (same bytes), near duplicates (conv-base features almost equal) within
+    a split and across train/validation/test (a leak: the held-out score measures memory),
+    and photos whose nearest neighbours mostly carry another label; a contact sheet each.
+    """
+    from pipeline.workflows.data_check import DataCheckConfig, check_dataset
+
+    click.echo(check_dataset(DataCheckConfig(**config)).summary())
 
 
 @data.command("augment-preview")
@@ -200,7 +229,7 @@ def visualize_kernels(image, size, output) -> None:
 @click.command("summary", context_settings=CONTEXT)
 @click.argument("spec", metavar="MODEL")
 @add_options(
-    option("--image-size", type=int, default=None,
+    option("--image-size", type=click.IntRange(min=1), default=None,
            help="Input size for a model given by name (default: its native size, e.g. 224)."),
     option("--include-top", is_flag=True,
            help="For a model given by name: include its ImageNet classifier."),

@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.atomic import replace_via_aside
 from pipeline.data.manifest import MANIFEST_NAME, READABLE_FORMATS, SPLITS
 from pipeline.errors import PipelineError
 from pipeline.paths import check_writable_folder, disk_error
@@ -203,12 +204,7 @@ def _move_into_place(partial: Path, dataset_dir: Path, replacing: bool) -> None:
         os.replace(partial, dataset_dir)
         return
     old = dataset_dir.parent / f".{dataset_dir.name}.old-{secrets.token_hex(4)}"
-    os.replace(dataset_dir, old)
-    try:
-        os.replace(partial, dataset_dir)
-    except OSError:
-        os.replace(old, dataset_dir)  # put the old dataset back before reporting
-        raise
+    replace_via_aside(partial, dataset_dir, old)  # the old dataset is put back on failure
     try:
         remove_dataset(old)
     except PipelineError:

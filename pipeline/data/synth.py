@@ -29,6 +29,7 @@ from pipeline.data.destination import building, check_destination
 from pipeline.data.images import MIN_IMAGE_SIDE
 from pipeline.data.manifest import SPLITS, build_manifest, file_entry, write_manifest
 from pipeline.errors import PipelineError
+from pipeline.memory import reported_available_bytes
 from pipeline.paths import check_writable_folder
 
 SHAPES = ("circles", "stripes", "rectangles", "triangles", "crosses")
@@ -112,14 +113,13 @@ def _check_image_size(image_size: int) -> None:
 
 
 def available_memory() -> int:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else all RAM)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else all RAM).
+
+    All RAM, not ``memory.FALLBACK_BYTES``: this only refuses sizes that cannot fit at all.
+    """
+    available = reported_available_bytes()
+    if available is not None:
+        return available
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

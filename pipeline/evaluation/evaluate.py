@@ -11,7 +11,9 @@ model)::
 
 Predictions are made batch by batch on the same input pipeline as training, so the
 numbers equal ``model.evaluate``'s (without regularisation terms, which are not part of
-how well the model predicts).
+how well the model predicts). With ``tta`` N > 1 each image's prediction is the mean over
+the image and N-1 deterministic flips/crops (``pipeline.evaluation.tta``); metrics.json
+records N, and the folder gets a ``-tta<N>`` suffix so plain results are kept beside.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pipeline.evaluation.metrics import (
     predicted_classes,
 )
 from pipeline.evaluation.saved_model import RunModel, load_run_model
+from pipeline.evaluation.tta import check_views, predict_with_tta
 from pipeline.models.classifier import loss_for
 
 METRICS_FILE = "metrics.json"
@@ -55,7 +58,8 @@ class Evaluation:
         """The headline numbers and the files written, for people."""
         m = self.metrics
         auc = f"  ROC AUC {m['roc_auc']:.4f}" if m.get("roc_auc") is not None else ""
-        lines = [f"{m['run']} ({m['model']}) on {m['split']}, {m['count']} images:",
+        tta = f", mean over {m['tta']} test-time views" if m.get("tta", 1) > 1 else ""
+        lines = [f"{m['run']} ({m['model']}) on {m['split']}, {m['count']} images{tta}:",
                  f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}{auc}"]
         lines += [f"  {name:>12}: precision {s['precision']:.3f}  recall {s['recall']:.3f}  "
                   f"F1 {s['f1']:.3f}  ({s['support']} images)"
@@ -73,11 +77,14 @@ def evaluate_run(
     out_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     batch_size: int = 32,
+    tta: int = 1,
 ) -> Evaluation:
     """Evaluate the run's ``best`` (or ``final``) model on ``split`` of its dataset.
 
-    ``data_dir`` overrides the dataset recorded in the run (e.g. after moving it).
+    ``data_dir`` overrides the dataset recorded in the run (e.g. after moving it); ``tta``
+    averages each prediction over that many views (1: the image alone).
     """
+    check_views(tta)
     loaded = load_run_model(run_path, which)
     data_dir = Path(data_dir) if data_dir is not None else loaded.data_dir
     if not data_dir.is_dir():
@@ -89,7 +96,7 @@ def evaluate_run(
             f"{list(loaded.class_names)}; evaluate on the dataset the run was trained on"
         )
 
-    labels, outputs = predict_split(loaded.model, data.dataset)
+    labels, outputs = predict_split(loaded.model, data.dataset, tta)
     files = list(data.file_paths)
     check_files_match_labels(files, labels, loaded.class_names)
 
@@ -101,22 +108,34 @@ def evaluate_run(
         "model": loaded.model_path.name,
         "split": split,
         "count": len(labels),
+        "tta": tta,
         "loss": mean_loss(labels, outputs, loaded.num_classes),
         **report,
         "most_wrong": [_wrong_entry(i, files, labels, probabilities, loaded) for i in wrong],
     }
 
     suffix = "" if loaded.model_path.name.startswith("best") else f"-{loaded.model_path.stem}"
+    suffix += f"-tta{tta}" if tta > 1 else ""
     out = Path(out_dir) if out_dir is not None else loaded.run.file(f"evaluation-{split}{suffix}")
     written = _write_outputs(out, metrics, loaded.class_names, split)
     return Evaluation(out_dir=out, metrics=metrics, files=written)
 
 
-def predict_split(model: keras.Model, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Class indices (N,) and raw model outputs (N, 1 or C), batch by batch in dataset order."""
+def predict_split(model: keras.Model, dataset, tta: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices (N,) and raw model outputs (N, 1 or C), batch by batch in dataset order.
+
+    ``tta`` > 1: each output is the mean over that many test-time views of the image.
+    """
     labels, outputs = [], []
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(model(batch, training=False), dtype=np.float64)
+
     for images, batch_labels in dataset:
-        outputs.append(np.asarray(model(images, training=False), dtype=np.float64))
+        if tta > 1:
+            outputs.append(predict_with_tta(predict, np.asarray(images), tta).astype(np.float64))
+        else:
+            outputs.append(predict(images))
         labels.append(np.asarray(batch_labels).reshape(-1))
     if not labels:
         raise PipelineError("the split is empty; nothing to evaluate")

@@ -17,6 +17,7 @@ from pipeline.data.image_file import load_image_array
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import class_probabilities, predicted_classes
 from pipeline.evaluation.saved_model import RunModel, load_run_model
+from pipeline.evaluation.tta import check_views, predict_with_tta
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -57,24 +58,34 @@ def image_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, str | None
             yield path, "no such file or folder"
 
 
+# A diverged model (NaN weights) outputs NaN: no class can be read from it.
+NO_FINITE = "the model produced no finite prediction (NaN): it diverged in training"
+
+
 def predict_paths(
     run_path: str | Path,
     inputs: Sequence[str | Path],
     *,
     which: str = "best",
     batch_size: int = 32,
+    tta: int = 1,
 ) -> list[Prediction]:
-    """Predict every image in ``inputs`` (files or folders) with the run's model, in input order."""
+    """Predict every image in ``inputs`` (files or folders) with the run's model, in input order.
+
+    ``tta`` > 1 averages each prediction over the image and ``tta``-1 flips/crops.
+    """
+    check_views(tta)
     if batch_size < 1:
         raise PipelineError("`batch_size` must be positive")
     if not inputs:
         raise PipelineError("give at least one image file or folder")
     loaded = load_run_model(run_path, which)
-    return predict_files(loaded, image_files(inputs), batch_size)
+    return predict_files(loaded, image_files(inputs), batch_size, tta)
 
 
 def predict_files(
-    loaded: RunModel, files: Iterable[tuple[Path, str | None]], batch_size: int = 32
+    loaded: RunModel, files: Iterable[tuple[Path, str | None]], batch_size: int = 32,
+    tta: int = 1,
 ) -> list[Prediction]:
     """Predict ``(path, error)`` pairs, ``batch_size`` images at a time to bound memory."""
     rows: list[Prediction | None] = []
@@ -84,11 +95,14 @@ def predict_files(
         if not pending:
             return
         images = np.stack([pixels for _, _, pixels in pending])
-        probabilities = class_probabilities(np.asarray(loaded.model(images, training=False)))
+        outputs = predict_with_tta(
+            lambda batch: np.asarray(loaded.model(batch, training=False)), images, tta)
+        probabilities = class_probabilities(outputs)
         for (slot, path, _), probs, best in zip(
             pending, probabilities, predicted_classes(probabilities), strict=True
         ):
-            rows[slot] = Prediction(path, loaded.class_names[best], float(probs[best]))
+            rows[slot] = (Prediction(path, loaded.class_names[best], float(probs[best]))
+                          if np.isfinite(probs).all() else Prediction(path, error=NO_FINITE))
         pending.clear()
 
     for path, error in files:

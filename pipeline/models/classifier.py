@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import keras
 
 from pipeline.errors import PipelineError
@@ -28,14 +32,41 @@ def loss_for(num_classes: int) -> str:
     return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
 
 
+# XLA for every model compiled while a workflow runs, set once for it like the dtype policy.
+_JIT_COMPILE: ContextVar[bool | str] = ContextVar("jit_compile", default="auto")
+
+
+@contextlib.contextmanager
+def jit_compiling(jit_compile: bool | str) -> Iterator[None]:
+    """Compile classifiers in the block with Keras' ``jit_compile`` (True, False, "auto").
+
+    A workflow sets it once (``pipeline.workflows.context``) instead of every one of its
+    compile calls taking it, as Keras' dtype policy is set once for a whole workflow.
+    """
+    token = _JIT_COMPILE.set(jit_compile)
+    try:
+        yield
+    finally:
+        _JIT_COMPILE.reset(token)
+
+
+def active_jit_compile() -> bool | str:
+    """The ``jit_compile`` of the enclosing ``jit_compiling`` block; Keras' "auto" outside."""
+    return _JIT_COMPILE.get()
+
+
 def compile_classifier(
-    model: keras.Model, num_classes: int, optimizer: str, learning_rate: float, jit_compile="auto"
+    model: keras.Model, num_classes: int, optimizer: str, learning_rate: float,
+    jit_compile: bool | str | None = None,
 ) -> keras.Model:
-    """Compile ``model`` for classification with accuracy as its metric."""
+    """Compile ``model`` for classification with accuracy as its metric.
+
+    ``jit_compile`` None: the enclosing ``jit_compiling`` block's, else Keras' "auto".
+    """
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss=loss_for(num_classes),
         metrics=["accuracy"],
-        jit_compile=jit_compile,
+        jit_compile=active_jit_compile() if jit_compile is None else jit_compile,
     )
     return model

@@ -26,3 +26,17 @@ class HeadOptions:
             raise PipelineError("`clusters` must be >= 1 and `ghost_clusters` >= 0")
         if self.local_filters < 1:
             raise PipelineError(f"`local_filters` must be >= 1, got {self.local_filters}")
+
+
+# The rate a head trains at on cached features unless one is given. The book's heads put a
+# dense layer on thousands of inputs and want the book's small 2e-5; a head that pools first
+# ("gap") is a linear model on a few hundred pooled values: at 2e-5 it is still far from
+# converged after 30 epochs, at 1e-3 it reaches its lowest validation loss within ~15.
+BOOK_HEAD_LEARNING_RATE = 2e-5
+HEAD_LEARNING_RATES = {"gap": 1e-3}
+
+
+def head_learning_rate(head: str) -> float:
+    """The default learning rate for training ``head``."""
+    return HEAD_LEARNING_RATES.get(head, BOOK_HEAD_LEARNING_RATE)
+

@@ -33,14 +33,24 @@ def save_model(model: keras.Model, path: Path) -> None:
 def load_model(path: str | Path, *, compile: bool = False) -> keras.Model:
     """Load a ``.keras`` file with safe mode on; uncompiled unless ``compile``.
 
-    Errors say which of three things is wrong: no such file, not a Keras model file, or
-    refused by safe mode.
+    Errors say which thing is wrong: no such file, not readable (permissions), empty or
+    damaged (not a ``.keras`` archive, e.g. a copy cut short), or refused by safe mode.
     """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: no such model file")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise PipelineError(f"{path}: permission denied, this user cannot read it; ask its owner "
+                            "or change its permissions (chmod u+r)") from None
+    if path.stat().st_size == 0:
+        raise PipelineError(f"{path}: the file is empty (0 bytes): damaged, a save or copy was "
+                            "cut short")
     if not _is_keras_archive(path):
-        raise PipelineError(f"{path}: not a Keras model file (a .keras archive saved by Keras 3)")
+        raise PipelineError(f"{path}: damaged or not a Keras model file (not a .keras archive "
+                            "saved by Keras 3; a save or copy cut short?)")
     try:
         return keras.models.load_model(path, safe_mode=True, compile=compile)
     except ValueError as error:

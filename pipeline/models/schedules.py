@@ -4,15 +4,37 @@ Why a schedule: on 2,000 photos a head or an unfrozen block reaches its best val
 loss within a few epochs and then memorises. A short warm-up keeps the first, noisy
 gradients of a fresh head from wrecking pretrained weights; cosine decay then lowers the
 step size smoothly, so the last epochs refine instead of oscillate.
+
+Light at import (Keras is imported on use): the command line reads ``SCHEDULES`` and the
+defaults of ``ScheduleOptions`` while it builds its options.
 """
 
 from __future__ import annotations
 
-import keras
+from dataclasses import dataclass
+from typing import Any
 
 from pipeline.errors import PipelineError
 
 SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """How the learning rate moves over training: ``schedule`` and its warm-up in epochs."""
+
+    schedule: str = "constant"  # constant | cosine (cosine: warm-up, then decay to 0)
+    warmup_epochs: float = 0.0  # linear warm-up from 0 (cosine only)
+
+    def validate(self, epochs: int) -> None:
+        if self.schedule not in SCHEDULES:
+            raise PipelineError(f"`schedule` {self.schedule!r}: choose one of "
+                                f"{', '.join(SCHEDULES)}")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= max(epochs, 1):
+            raise PipelineError(
+                f"`warmup_epochs` {self.warmup_epochs}: give a number of epochs from 0 to below "
+                f"`epochs` ({epochs})"
+            )
 
 
 def learning_rate_schedule(
@@ -22,19 +44,15 @@ def learning_rate_schedule(
     steps_per_epoch: int,
     epochs: int,
     warmup_epochs: float = 0.0,
-) -> float | keras.optimizers.schedules.LearningRateSchedule:
+) -> Any:
     """What an optimizer's ``learning_rate`` takes: a float (constant) or a schedule.
 
     ``cosine``: linear warm-up from 0 to ``learning_rate`` over ``warmup_epochs`` epochs, then
     cosine decay to 0 at the end of ``epochs`` (per optimizer step, not per epoch).
     """
-    if schedule not in SCHEDULES:
-        raise PipelineError(f"`schedule` {schedule!r}: choose one of {', '.join(SCHEDULES)}")
-    if warmup_epochs < 0 or warmup_epochs >= max(epochs, 1):
-        raise PipelineError(
-            f"`warmup_epochs` {warmup_epochs}: give a number of epochs from 0 to below `epochs` "
-            f"({epochs})"
-        )
+    import keras
+
+    ScheduleOptions(schedule, warmup_epochs).validate(epochs)
     if schedule == "constant":
         return learning_rate
     total = max(1, steps_per_epoch * epochs)
@@ -44,3 +62,34 @@ def learning_rate_schedule(
     return keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, total - warmup), warmup_target=learning_rate, warmup_steps=warmup
     )
+
+
+def scheduled_optimizer(
+    name: str, learning_rate: float, options: ScheduleOptions, *, steps_per_epoch: int,
+    epochs: int,
+) -> Any:
+    """A fresh optimizer ``name``, its rate following ``options`` (peak ``learning_rate``)."""
+    from pipeline.models.optimizers import make_optimizer
+
+    optimizer = make_optimizer(name, learning_rate)  # checks the name and the rate
+    rate = learning_rate_schedule(options.schedule, learning_rate,
+                                  steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                  warmup_epochs=options.warmup_epochs)
+    if isinstance(rate, float):
+        return optimizer
+    return type(optimizer).from_config({**optimizer.get_config(), "learning_rate": rate})
+
+
+def compile_scheduled(
+    model: Any, num_classes: int, optimizer: str, learning_rate: float, options: ScheduleOptions,
+    *, steps_per_epoch: int, epochs: int,
+) -> Any:
+    """``compile_classifier`` with a scheduled learning rate."""
+    from pipeline.models.classifier import active_jit_compile, loss_for
+
+    model.compile(
+        optimizer=scheduled_optimizer(optimizer, learning_rate, options,
+                                      steps_per_epoch=steps_per_epoch, epochs=epochs),
+        loss=loss_for(num_classes), metrics=["accuracy"], jit_compile=active_jit_compile(),
+    )
+    return model

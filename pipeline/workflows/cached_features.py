@@ -2,6 +2,11 @@
 
 Shared by ``extract`` (the base's output, derived from the split point's features) and
 ``finetune`` (the split point's features, to train only the unfrozen top).
+
+Features are keyed on the dataset's manifest checksum, and the files are verified against
+that manifest (``verify_dataset``: sizes and times, checksums where those changed) every
+time features are computed or reused, so a photo replaced or deleted after ``data prepare``
+is an error naming it, never features of other photos under the same key.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from pathlib import Path
 
 import keras
 
+from pipeline import strategies
 from pipeline.data.dataset import load_split
+from pipeline.data.manifest import verify_dataset
 from pipeline.features import (
     ArrayBatches,
     CachedFeatures,
@@ -24,8 +31,10 @@ from pipeline.models.transfer import producer_name
 
 
 def feature_cache(features_dir: Path | None, models_dir: Path) -> FeatureCache:
-    """The cache at ``features_dir``, by default ``<models_dir>/features``."""
-    return FeatureCache(Path(features_dir) if features_dir else Path(models_dir) / "features")
+    """The cache at ``features_dir``, by default ``<models_dir>/features`` (a cluster's
+    non-chief worker: a throw-away one, as only the chief writes caches)."""
+    root = Path(features_dir) if features_dir else Path(models_dir) / "features"
+    return FeatureCache(strategies.output_dir(root))
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ def derived_features(
     key = source.key(full, split)
     cached = None if recompute else cache.load(key)
     if cached is not None:
+        verify_dataset(source.data_dir)  # reused only while the photos are still the same
         return cached, cache.load(source.key(bottom, split), warn=False)
     middle = image_features(cache, bottom, source, split, recompute=recompute)
     batches = ArrayBatches(middle.features, middle.labels, source.batch_size)

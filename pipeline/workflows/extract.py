@@ -12,6 +12,8 @@ Python users call ``run_extract(ExtractConfig(...))`` with the same options as
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +26,8 @@ from pipeline.errors import PipelineError
 from pipeline.features import ArrayBatches, CachedFeatures, FeatureCache
 from pipeline.models.bases import DEFAULT_BASE, ConvBase, get_base
 from pipeline.models.classifier import compile_classifier
+from pipeline.models.head_options import head_learning_rate
 from pipeline.models.heads import (
-    DEFAULT_HEAD,
     SIZE_AGNOSTIC_HEADS,
     HeadOptions,
     build_head,
@@ -34,6 +36,7 @@ from pipeline.models.heads import (
     needs_initialisation,
 )
 from pipeline.models.saving import load_model, save_model
+from pipeline.models.schedules import ScheduleOptions, compile_scheduled
 from pipeline.models.transfer import attach_head, base_output_name, build_features_model, split_at
 from pipeline.models.weights import WeightsChoice, resolve_weights
 from pipeline.runs import BEST_MODEL, EXTRACT, FINAL_MODEL, Run, RunRecord, WeightsRecord
@@ -44,9 +47,10 @@ from pipeline.workflows.cached_features import (
     image_features,
 )
 from pipeline.workflows.config import config_to_dict, seed_everything, splits_present
+from pipeline.workflows.context import training_context
 from pipeline.workflows.options import EXTRACT_TRAINING, TrainingOptions
-from pipeline.workflows.precision import precision_policy
 from pipeline.workflows.training import train_evaluate_plot
+from pipeline.workflows.views import check_views
 
 SAMPLE_IMAGES = 256  # training images whose features start a NetVLAD head (k-means)
 
@@ -61,12 +65,14 @@ class ExtractConfig:
     base: str = DEFAULT_BASE
     weights: str = "auto"  # auto | imagenet | lpips | none | a file
     preprocessing: str | None = None  # None: what the weights need
-    image_size: int = 150
-    head: str = DEFAULT_HEAD
+    image_size: int | None = None  # None: the base's own size (VGG16: the book's 150)
+    head: str | None = None  # None: the base's own (VGG16: the book's flatten; others gap)
     head_options: HeadOptions = field(default_factory=HeadOptions)
     multi_size: tuple[int, ...] = ()  # train on images of these sizes (SPP-net); gap/spp/netvlad
-    augment: bool = False  # False: fast extraction; True: frozen base end to end on images
+    augment: bool = False  # False: fast extraction; True: under augmentation (views or exact)
+    views: int = 8  # with augment: cached augmented views per image; 0: the exact path
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    lr_schedule: ScheduleOptions = field(default_factory=ScheduleOptions)  # rate over epochs
     features_dir: Path | None = None  # feature cache; None: <models_dir>/features
     recompute: bool = False  # ignore cached features and compute them again
     training: TrainingOptions = EXTRACT_TRAINING
@@ -74,6 +80,7 @@ class ExtractConfig:
 
 def run_extract(config: ExtractConfig, verbose: int | str = "auto") -> Run:
     """Train a head on a frozen pretrained conv base; returns the run."""
+    config = with_base_defaults(config)
     base = _check(config)
     manifest = require_prepared(config.data_dir)
     weights = resolve_weights(
@@ -82,8 +89,19 @@ def run_extract(config: ExtractConfig, verbose: int | str = "auto") -> Run:
     if verbose:
         print(f"conv base: {base.name}, weights: {weights.detail}, "
               f"preprocessing: {weights.preprocessing}")
-    with precision_policy(config.training.precision) as policy:
+    with training_context(config.training) as policy:
         seed_everything(config.training.seed)  # after any download, before random weights
+        if config.augment and config.views and not config.multi_size:
+            from pipeline.workflows.extract_views import split_for_views, train_on_views
+
+            features_model = build_features_model(base, weights, config.image_size)
+            parts = split_for_views(features_model, base)
+            if parts is not None:
+                return train_on_views(config, base, weights, features_model, parts, manifest,
+                                      policy, verbose)
+            if verbose:
+                print(f"{base.name} cannot be split at {base.top_block}: augmenting through "
+                      "the whole base instead of cached views")
         if config.augment or config.multi_size:
             from pipeline.workflows.extract_images import train_on_images
 
@@ -91,9 +109,25 @@ def run_extract(config: ExtractConfig, verbose: int | str = "auto") -> Run:
         return _train_on_features(config, base, weights, manifest, policy, verbose)
 
 
+def with_base_defaults(config: ExtractConfig) -> ExtractConfig:
+    """``config`` with the base's own image size and head, and the head's learning rate,
+    where none was given."""
+    base = get_base(config.base)
+    head = config.head or base.default_head
+    training = config.training
+    if training.learning_rate is None:
+        training = dataclasses.replace(training, learning_rate=head_learning_rate(head))
+    return dataclasses.replace(
+        config, image_size=config.image_size or base.default_image_size, head=head,
+        training=training,
+    )
+
+
 def _check(config: ExtractConfig) -> ConvBase:
     """Refuse bad options before any expensive step."""
     config.training.validate()
+    config.lr_schedule.validate(config.training.epochs)
+    check_views(config.views)
     Run.check_name_free(config.models_dir, config.run_name)
     base = get_base(config.base)
     base.check_image_size(config.image_size)
@@ -118,7 +152,8 @@ def extract_record(
         kind=EXTRACT, data_dir=str(config.data_dir), class_names=list(names),
         image_size=config.image_size, config=config_to_dict(config), precision=policy,
         base=base.name, weights=WeightsRecord(weights.source, weights.detail),
-        preprocessing=weights.preprocessing, **fields,
+        preprocessing=weights.preprocessing, schedule=config.lr_schedule.schedule,
+        warmup_epochs=config.lr_schedule.warmup_epochs, **fields,
     )
 
 
@@ -149,7 +184,10 @@ def _train_on_features(
     if needs_initialisation(config.head):
         initialise_head(head.layers, _sample(features["train"].features, options.seed),
                         seed=options.seed)
-    compile_classifier(head, len(names), options.optimizer, options.learning_rate)
+    train = ArrayBatches(features["train"].features, features["train"].labels,
+                         options.batch_size, shuffle=True, seed=options.seed)
+    compile_scheduled(head, len(names), options.optimizer, options.learning_rate,
+                      config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs)
 
     run = Run.create(config.models_dir, EXTRACT, config.run_name)
     run.write_record(extract_record(
@@ -159,15 +197,13 @@ def _train_on_features(
         features={split: cached.describe() for split, cached in features.items()},
         split_features={split: cached.describe() for split, cached in middles.items() if cached},
     ))
-    train = ArrayBatches(features["train"].features, features["train"].labels,
-                         options.batch_size, shuffle=True, seed=options.seed)
     evaluation = {split: ArrayBatches(cached.features, cached.labels, options.batch_size)
                   for split, cached in features.items() if split != "train"}
     # Metrics come from the best head on the cached features; the saved model on images agrees.
     train_evaluate_plot(head, run, train, evaluation, options, verbose)
 
     # Saved models take images: the trained head goes back on top of the conv base.
-    _put_heads_on_base(run, features_model, options, len(names))
+    put_heads_on_base(run, features_model, options, len(names))
     return run
 
 
@@ -197,17 +233,28 @@ def _base_features(
     return features, middles
 
 
-def _put_heads_on_base(
-    run: Run, features_model: keras.Model, options: TrainingOptions, num_classes: int
+def _not_input(layer: keras.layers.Layer) -> bool:
+    return not isinstance(layer, keras.layers.InputLayer)
+
+
+def put_heads_on_base(
+    run: Run,
+    features_model: keras.Model,
+    options: TrainingOptions,
+    num_classes: int,
+    keep: Callable[[keras.layers.Layer], bool] = _not_input,
 ) -> None:
-    """Replace the head-only ``best``/``final`` models with conv base + head (images in)."""
+    """Replace the ``best``/``final`` models trained on features with base + head (images in).
+
+    ``keep`` picks the trained model's layers that are the head (default: all but its input;
+    ``extract_views`` trains the base's top block too, and keeps only the head layers).
+    """
     for name in (BEST_MODEL, FINAL_MODEL):
         path = run.file(name)
         if not path.is_file():
             continue
-        head = load_model(path)
-        layers = [layer for layer in head.layers if not isinstance(layer, keras.layers.InputLayer)]
-        model = attach_head(features_model, layers)
+        trained = load_model(path)
+        model = attach_head(features_model, [layer for layer in trained.layers if keep(layer)])
         # Compiled as trained, so whoever loads it can evaluate it at once.
         compile_classifier(model, num_classes, options.optimizer, options.learning_rate)
         model.optimizer.build(model.trainable_variables)  # saved state matches what loading builds

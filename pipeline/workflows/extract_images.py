@@ -1,7 +1,9 @@
 """Feature extraction trained on images: the frozen conv base under the head, end to end.
 
-The slow way of ``extract``, taken with ``augment`` (augmentation layers in front of the
-frozen base: every epoch sees new versions of the images, so the head overfits less) or
+The slow way of ``extract``, taken with ``augment`` and ``views`` 0 (the exact path:
+augmentation layers in front of the frozen base, every epoch sees new versions of the
+images, so the head overfits less; ``views`` > 0 trains on cached views instead,
+``extract_views.py``), with ``augment`` on a base that cannot be split, or
 with ``multi_size`` (each training batch at one of several sizes, SPP-net style, for a
 head that pools any feature map to a fixed length). Without ``augment`` no augmentation is
 applied, whatever else is set.
@@ -9,14 +11,17 @@ applied, whatever else is set.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from pipeline.data.dataset import load_split
+from pipeline.features import predict_batch
 from pipeline.models.bases import ConvBase
-from pipeline.models.classifier import compile_classifier
 from pipeline.models.heads import initialise_head, needs_initialisation
+from pipeline.models.schedules import compile_scheduled
 from pipeline.models.transfer import base_output_name, build_transfer_model
 from pipeline.models.weights import WeightsChoice
 from pipeline.runs import EXTRACT, Run
@@ -52,7 +57,9 @@ def train_on_images(
     train_batches = train.dataset
     if config.multi_size:
         train_batches = train_batches.map(_random_size_resizer(config.multi_size, options.seed))
-    compile_classifier(model, train.num_classes, options.optimizer, options.learning_rate)
+    steps = math.ceil(train.count / options.batch_size)
+    compile_scheduled(model, train.num_classes, options.optimizer, options.learning_rate,
+                      config.lr_schedule, steps_per_epoch=steps, epochs=options.epochs)
 
     run = Run.create(config.models_dir, EXTRACT, config.run_name)
     run.write_record(extract_record(
@@ -71,7 +78,7 @@ def _image_feature_sample(model: keras.Model, dataset) -> np.ndarray:
     base_model = keras.Model(model.input, model.get_layer(base_output_name(model)).output)
     samples, seen = [], 0
     for images, _ in dataset:
-        samples.append(np.asarray(base_model.predict_on_batch(images), dtype="float32"))
+        samples.append(np.asarray(predict_batch(base_model, images), dtype="float32"))
         seen += len(samples[-1])
         if seen >= SAMPLE_IMAGES // 4:  # the base runs on images here: keep it short
             break

@@ -8,15 +8,15 @@ images, at a fraction of the cost; the saved models are whole again (images in).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from pipeline.data.manifest import manifest_checksum
 from pipeline.features import ArrayBatches, CachedFeatures
-from pipeline.models.classifier import compile_classifier
 from pipeline.models.heads import is_head_layer
 from pipeline.models.saving import load_model, save_model
+from pipeline.models.schedules import ScheduleOptions, compile_scheduled
 from pipeline.models.transfer import first_trainable_base_layer, split_at
 from pipeline.runs import BEST_MODEL, FINAL_MODEL, Run
 from pipeline.workflows.cached_features import FeatureSource, feature_cache, image_features
@@ -46,6 +46,17 @@ def cached_top_split(model: keras.Model, verbose=0) -> tuple[keras.Model, keras.
         return None
 
 
+def frozen_part_source(
+    source: ExtractSource, manifest: dict, policy: str, verbose
+) -> FeatureSource:
+    """The dataset and base the frozen part computes from, as the feature cache keys them."""
+    return FeatureSource(
+        source.data_dir, manifest_checksum(manifest), source.base.name,
+        source.record.image_size, str(source.record.preprocessing), policy,
+        verbose=1 if verbose else 0,
+    )
+
+
 def frozen_part_features(
     config: FinetuneConfig,
     source: ExtractSource,
@@ -56,11 +67,7 @@ def frozen_part_features(
     verbose,
 ) -> dict[str, CachedFeatures]:
     """``bottom``'s output on every split, from the feature cache or computed once."""
-    feature_source = FeatureSource(
-        source.data_dir, manifest_checksum(manifest), source.base.name,
-        source.record.image_size, str(source.record.preprocessing), policy,
-        verbose=1 if verbose else 0,
-    )
+    feature_source = frozen_part_source(source, manifest, policy, verbose)
     cache = feature_cache(config.features_dir, config.models_dir)
     return {split: image_features(cache, bottom, feature_source, split,
                                   recompute=config.recompute) for split in splits}
@@ -74,11 +81,21 @@ def train_top(
     options: TrainingOptions,
     num_classes: int,
     verbose,
+    *,
+    schedule: ScheduleOptions | None = None,
+    train: Any = None,
 ) -> None:
-    """Train ``top`` (sharing its layers with ``model``) on the cached tensors; save ``model``."""
-    compile_classifier(top, num_classes, options.optimizer, options.learning_rate)
-    train = ArrayBatches(features["train"].features, features["train"].labels,
-                         options.batch_size, shuffle=True, seed=options.seed)
+    """Train ``top`` (sharing its layers with ``model``) on the cached tensors; save ``model``.
+
+    ``train`` (default: the cached un-augmented training features, reshuffled every epoch)
+    may instead be ``ViewBatches`` over cached augmented views.
+    """
+    if train is None:
+        train = ArrayBatches(features["train"].features, features["train"].labels,
+                             options.batch_size, shuffle=True, seed=options.seed)
+    compile_scheduled(top, num_classes, options.optimizer, options.learning_rate,
+                      schedule or ScheduleOptions(),
+                      steps_per_epoch=len(train), epochs=options.epochs)
     evaluation = {split: ArrayBatches(cached.features, cached.labels, options.batch_size)
                   for split, cached in features.items() if split != "train"}
     # best.keras holds the best top for now: the same numbers as the full model on images.

@@ -8,18 +8,25 @@ Python users call ``train_scratch(ScratchConfig(...))`` with the same options as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.dataset import load_split
+from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.scratch import build_scratch_convnet
 from pipeline.runs import SCRATCH, Run, RunRecord
 from pipeline.workflows.config import config_to_dict, seed_everything
+from pipeline.workflows.context import training_context
 from pipeline.workflows.options import SCRATCH_TRAINING, TrainingOptions
-from pipeline.workflows.precision import precision_policy
-from pipeline.workflows.training import augmentation_layer, train_evaluate_plot
+from pipeline.workflows.training import (
+    augmentation_in_model,
+    augmentation_layer,
+    augmented,
+    train_evaluate_plot,
+)
 
 
 @dataclass
@@ -42,10 +49,14 @@ def train_scratch(config: ScratchConfig, verbose: int | str = "auto") -> Run:
     """Train, save and evaluate a from-scratch convnet; returns its run."""
     options = config.training
     options.validate()
+    if not 0 <= config.dropout < 1:  # NaN fails both comparisons
+        raise PipelineError(f"`dropout` must be in [0, 1), got {config.dropout}")
+    if not 0 <= config.l2 < math.inf:
+        raise PipelineError(f"`l2` must be a finite number, 0 or more, got {config.l2}")
     if config.augment:
         config.augmentation.validate()
     Run.check_name_free(config.models_dir, config.run_name)
-    with precision_policy(options.precision) as policy:
+    with training_context(options) as policy:
         return _train(config, policy, verbose)
 
 
@@ -58,10 +69,15 @@ def _train(config: ScratchConfig, policy: str, verbose: int | str) -> Run:
     train = load_split(config.data_dir, "train", shuffle=True, seed=options.seed, **common)
     validation = load_split(config.data_dir, "validation", **common)
 
-    # Augmentation: inside the model, so it runs only while training.
-    augmentation = None
+    # Augmentation, only while training: the model's first layers, or mapped over the
+    # training batches (see AugmentConfig.placement: where it measured fastest).
+    augmentation, train_batches = None, train.dataset
     if config.augment:
         augmentation = augmentation_layer(config.augmentation, train.dataset, options.seed)
+        if not augmentation_in_model(config.augmentation):
+            train_batches, augmentation = augmented(train.dataset, augmentation), None
+            if verbose:
+                print("augmentation: in the tf.data pipeline (faster than in the model here)")
 
     model = build_scratch_convnet(config.image_size, train.num_classes, dropout=config.dropout,
                                   l2=config.l2, augmentation=augmentation)
@@ -73,6 +89,6 @@ def _train(config: ScratchConfig, policy: str, verbose: int | str) -> Run:
         image_size=config.image_size, config=config_to_dict(config), precision=policy,
         counts={"train": train.count, "validation": validation.count},
     ))
-    train_evaluate_plot(model, run, train.dataset, {"validation": validation.dataset}, options,
+    train_evaluate_plot(model, run, train_batches, {"validation": validation.dataset}, options,
                         verbose)
     return run

@@ -39,7 +39,7 @@ def test_pca_color_needs_the_training_set_components():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("rotation", -1.0, "`rotation` -1.0: must be a number, 0 or more"),
+    [("rotation", -1.0, "`rotation` -1.0: must be a finite number, 0 or more"),
      ("zoom", -0.1, "`zoom` -0.1"), ("rotation", 400.0, "in degrees, at most 180"),
      ("zoom", 1.5, r"`zoom` 1.5: is a fraction of the image, at most 1"),
      ("width_shift", 2.0, "`width_shift` 2.0"), ("height_shift", 1.01, "`height_shift` 1.01"),

@@ -175,3 +175,33 @@ def test_an_unreadable_file_is_named(planted):
     planted[0].paths[3].unlink()
     with pytest.raises(PipelineError, match=r"train-3\.jpg: cannot be read"):
         check_data(planted)
+
+
+def test_data_check_command_finds_a_planted_leak(kaggle_source, tmp_path):
+    """End to end on a prepared dataset: a photo copied from train into test is a leak."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    source = kaggle_source(per_class=10)
+    shutil.copyfile(source / "cat.0.jpg", source / "cat.9.jpg")  # ids 0-3 train, 6-9 test
+    runner = CliRunner()
+    prepared = runner.invoke(main, ["data", "prepare", "--source", str(source), "--data-root",
+                                    str(tmp_path / "data"), "--name", "small", "--train", "4",
+                                    "--validation", "2", "--test", "4"])
+    assert prepared.exit_code == 0, prepared.output
+    out = tmp_path / "check"
+    result = runner.invoke(main, ["data", "check", str(tmp_path / "data" / "small"),
+                                  "--base", "vgg16", "--weights", "none", "--image-size", "32",
+                                  "--models-dir", str(tmp_path / "models"), "-o", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "across splits (leaks): 1" in result.output
+    assert "ACROSS splits (train/test): train/cat.0.jpg = test/cat.9.jpg" in result.output
+    found = json.loads((out / "check.json").read_text())
+    [pair] = found["exact_duplicates"]
+    assert pair["across_splits"] and pair["first"]["label"] == pair["second"]["label"] == "cat"
+    for sheet in ("exact-duplicates", "near-duplicates", "label-suspects"):
+        assert (out / f"{sheet}.png").is_file()
+    assert any((tmp_path / "models" / "features").iterdir()), "the features were cached"

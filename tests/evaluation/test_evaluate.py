@@ -77,7 +77,8 @@ def test_three_classes_with_a_softmax_output(tmp_path):
     data = write_synthetic_dataset(tmp_path / "three", classes=("a", "b", "c"), sizes=(2, 2, 3),
                                    image_size=48, seed=1)
     run = Run.create(tmp_path / "models", "scratch", "untrained")
-    run.write_record(RunRecord("scratch", str(data), ["a", "b", "c"], image_size=48))
+    run.write_record(RunRecord("scratch", str(data), ["a", "b", "c"], image_size=48,
+                               status="completed"))  # an unfinished run never falls back
     save_model(build_scratch_convnet(48, 3), run.file("final.keras"))
     result = evaluate_run(run.path, "test", top_wrong=3)
     assert result.metrics["model"] == "final.keras"  # best.keras is missing: the other one

@@ -45,3 +45,18 @@ def test_cosine_without_warmup_starts_at_the_peak():
 def test_bad_settings_name_the_field(schedule, warmup, message):
     with pytest.raises(PipelineError, match=message):
         learning_rate_schedule(schedule, 1e-3, steps_per_epoch=10, epochs=5, warmup_epochs=warmup)
+
+
+def test_a_scheduled_optimizer_follows_the_schedule_and_a_constant_one_keeps_its_rate():
+    from pipeline.models.schedules import ScheduleOptions, scheduled_optimizer
+
+    constant = scheduled_optimizer("rmsprop", 1e-3, ScheduleOptions(), steps_per_epoch=4,
+                                   epochs=3)
+    assert float(ops.convert_to_numpy(constant.learning_rate)) == pytest.approx(1e-3)
+    cosine = scheduled_optimizer("adam", 1e-3, ScheduleOptions("cosine", 1.0),
+                                 steps_per_epoch=4, epochs=3)
+    rates = _rates(cosine._learning_rate, 12)
+    assert rates[4] == pytest.approx(1e-3, rel=1e-3) and rates[12] == pytest.approx(0, abs=1e-9)
+    with pytest.raises(PipelineError, match="`warmup_epochs` 3"):
+        scheduled_optimizer("adam", 1e-3, ScheduleOptions("cosine", 3), steps_per_epoch=4,
+                            epochs=3)

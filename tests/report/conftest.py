@@ -57,3 +57,31 @@ def report(tmp_path) -> Report:
                    wrong_photos=wrong),
     )
     return Report(runs, dataset="generated test numbers, not a real training")
+
+
+@pytest.fixture(scope="session")
+def trained_runs(synthetic_dataset, tmp_path_factory) -> tuple[Path, Path]:
+    """A real extract run and the finetune run that continues it, both evaluated on test.
+
+    A randomly initialised VGG16 at 32 px on the generated dataset: seconds of training,
+    real run folders with everything ``evaluate`` writes.
+    """
+    from dataclasses import replace
+
+    from pipeline.evaluation.evaluate import evaluate_run
+    from pipeline.workflows.extract import ExtractConfig, run_extract
+    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
+    from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+
+    models = tmp_path_factory.mktemp("report-runs")
+    extract = run_extract(ExtractConfig(
+        data_dir=synthetic_dataset, models_dir=models, run_name="extract-a", weights="none",
+        image_size=32, training=replace(EXTRACT_TRAINING, epochs=3, batch_size=8),
+    ), verbose=0)
+    finetune = run_finetune(FinetuneConfig(
+        source_run=extract.path, models_dir=models, run_name="finetune-a", views=0,
+        training=replace(FINETUNE_TRAINING, epochs=2, batch_size=8),
+    ), verbose=0)
+    for run in (extract, finetune):
+        evaluate_run(run.path, "test")
+    return extract.path, finetune.path

@@ -78,3 +78,17 @@ def test_the_check_notices_a_picture_from_the_network(report, tmp_path):
     seen = _open_in_browser(page, tmp_path)
     assert seen["images"] == 6 and seen["loaded"] == 5
     assert "http://example.invalid/x.png" in seen["fetched"]
+
+
+def test_a_report_of_real_runs_shows_every_picture(trained_runs, tmp_path):
+    from pipeline.report import write_report
+    from pipeline.report.from_runs import report_from_folders
+
+    report = report_from_folders(trained_runs, gradcam=2)
+    files = write_report(report, tmp_path)
+    seen = _open_in_browser(files.html, tmp_path)
+    assert seen["runs"] == ["extract-a", "finetune-a"]
+    photos = sum(len(run.wrong_photos) for run in report.runs)
+    expected = 1 + photos + 2 * len(report.runs)  # curves, photos, two Grad-CAMs a run
+    assert seen["images"] == expected and seen["loaded"] == expected
+    assert [url for url in seen["fetched"] if not url.startswith("data:")] == []

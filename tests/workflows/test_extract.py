@@ -139,8 +139,10 @@ def test_a_damaged_or_foreign_cache_is_recomputed_with_a_warning(
     np.testing.assert_allclose(np.load(train_output / FEATURES_FILE), original, rtol=1e-5)
 
 
-def test_extract_with_augmentation_trains_the_frozen_base_end_to_end(synthetic_dataset, workspace):
-    run = run_extract(config(synthetic_dataset, workspace, epochs=1, augment=True), verbose=0)
+def test_extract_with_augmentation_and_no_views_trains_the_frozen_base_end_to_end(
+        synthetic_dataset, workspace):
+    run = run_extract(config(synthetic_dataset, workspace, epochs=1, augment=True, views=0),
+                      verbose=0)
     record = run.record()
     assert record.status == "completed" and record.features is None
     model = load_model(run.file("best.keras"))

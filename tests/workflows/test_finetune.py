@@ -44,7 +44,7 @@ def extract_run(synthetic_dataset, workspace) -> Run:
 @pytest.fixture(scope="module")
 def finetune_run(extract_run, workspace) -> Run:
     return run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models",
+        source_run=extract_run.path, models_dir=workspace / "models", views=0,
         training=replace(FINETUNE_TRAINING, epochs=2, batch_size=8),
     ), verbose=0)
 
@@ -150,7 +150,7 @@ def test_cli_reports_a_wrong_run_in_one_line(tmp_path):
 
 def test_mixed_precision_finetunes_a_float32_run_under_the_mixed_policy(extract_run, workspace):
     run = run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models",
+        source_run=extract_run.path, models_dir=workspace / "models", views=0,
         training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8, precision="mixed"),
     ), verbose=0)
     record = run.record()

@@ -15,14 +15,19 @@ from pipeline.models.scratch import build_scratch_convnet
 from pipeline.runs import Run, RunRecord
 from pipeline.workflows.options import TrainingOptions
 from pipeline.workflows.scratch import ScratchConfig, train_scratch
-from pipeline.workflows.training import BestCheckpoint, fit_into_run
+from pipeline.workflows.training import (
+    BestCheckpoint,
+    augmentation_in_model,
+    augmented,
+    fit_into_run,
+)
 
 
 @pytest.fixture(scope="module")
 def scratch_run(synthetic_dataset, tmp_path_factory):
     config = ScratchConfig(
         data_dir=synthetic_dataset, models_dir=tmp_path_factory.mktemp("models"), image_size=48,
-        augment=True, augmentation=AugmentConfig(pca_color=0.1), dropout=0.5,
+        augment=True, augmentation=AugmentConfig(pca_color=0.1, placement="model"), dropout=0.5,
         training=TrainingOptions(batch_size=8, epochs=2, learning_rate=1e-3),
     )
     return train_scratch(config, verbose=0)
@@ -61,6 +66,43 @@ def test_saved_model_keeps_augmentation_inactive_at_inference(scratch_run):
     images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
     first, second = model.predict(images, verbose=0), model.predict(images, verbose=0)
     np.testing.assert_array_equal(first, second)
+
+
+def test_augmentation_in_the_data_pipeline_stays_out_of_the_saved_model(synthetic_dataset,
+                                                                        tmp_path):
+    config = ScratchConfig(
+        data_dir=synthetic_dataset, models_dir=tmp_path, image_size=48, augment=True,
+        augmentation=AugmentConfig(placement="data"),
+        training=TrainingOptions(batch_size=8, epochs=1, learning_rate=1e-3),
+    )
+    run = train_scratch(config, verbose=0)
+    assert run.record().status == "completed"
+    saved = load_model(run.file("final.keras"))
+    assert "augmentation" not in [layer.name for layer in saved.layers]
+
+
+def test_augmented_batches_differ_on_every_pass():
+    import tensorflow as tf
+
+    from pipeline.data.augment import build_augmentation
+
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices((images, np.zeros((4, 1)))).batch(4)
+    stream = augmented(batches, build_augmentation(AugmentConfig(), seed=1))
+    first, second = (next(iter(stream))[0].numpy() for _ in range(2))
+    assert first.shape == images.shape
+    assert not np.allclose(first, images) and not np.allclose(first, second)
+
+
+def test_auto_placement_augments_in_tf_data_on_a_cpu():
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU is visible: auto puts augmentation in the model there")
+    assert not augmentation_in_model(AugmentConfig())
+    assert augmentation_in_model(AugmentConfig(placement="model"))
+    with pytest.raises(PipelineError, match="`placement` 'gpu'"):
+        AugmentConfig(placement="gpu").validate()
 
 
 class _StopAtEpoch(keras.callbacks.Callback):

@@ -1,0 +1,77 @@
+"""How a stop reaches the exit status: Ctrl-C, SIGTERM, and a training run that failed.
+
+One rule for every command: a stop the user asked for (Ctrl-C: SIGINT, a scheduler's or
+``kill``'s SIGTERM) ends the command with 130 or 143, the shell's own codes for those
+signals. SIGTERM is turned into ``Terminated``, a ``KeyboardInterrupt``, so every place that
+stops cleanly on Ctrl-C (training keeps its epochs, the feature cache its finished parts)
+stops the same way on SIGTERM; Python's default would end the process on the spot.
+
+Training absorbs a stop (or a failure such as a non-finite loss) so that the workflow still
+finishes the run's files (an extract run joins its head to the conv base); it ``defer``s the
+stop here, and the command line raises it once the command has returned. A Python user gets
+the run back, its record saying ``interrupted`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+SIGINT_STATUS = 128 + signal.SIGINT  # 130, as a shell reports a process ended by Ctrl-C
+SIGTERM_STATUS = 128 + signal.SIGTERM  # 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises ``KeyboardInterrupt`` (caught by the same handlers)."""
+
+
+def exit_status(stop: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return SIGTERM_STATUS if isinstance(stop, Terminated) else SIGINT_STATUS
+
+
+def describe(stop: KeyboardInterrupt) -> str:
+    """``SIGTERM`` or ``Ctrl-C``, for a run's record and messages."""
+    return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises_terminated() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_deferred: list[BaseException] = []
+
+
+def defer(stop: BaseException) -> None:
+    """Remember a stop (or failure) absorbed to finish a run's files; the CLI raises it later."""
+    _deferred.append(stop)
+
+
+def take_deferred() -> BaseException | None:
+    """The first deferred stop, forgetting all of them (None when there is none)."""
+    first = _deferred[0] if _deferred else None
+    _deferred.clear()
+    return first
+
+
+def raise_deferred() -> None:
+    """Raise the deferred stop now, if any: what a caller running several steps (a pipeline of
+    runs) does between steps, so that a stopped step is not followed by the next one."""
+    stop = take_deferred()
+    if stop is not None:
+        raise stop

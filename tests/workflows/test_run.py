@@ -1,0 +1,192 @@
+"""`run`: every step into one folder, each done once, resumable after SIGTERM, then a report.
+
+Trained for real on the generated 48 px dataset with a randomly initialised VGG16 at 32 px
+(no weights to fetch), two epochs a step: seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from pipeline.errors import PipelineError
+from pipeline.runs import BEST_MODEL, Run
+from pipeline.workflows.chapter_plan import RunConfig, make_plan
+from pipeline.workflows.chapter_record import RUN_RECORD, read_record
+from pipeline.workflows.presets import (
+    EVALUATE,
+    EXTRACT,
+    FINETUNE,
+    MEDIUM_DATASET,
+    SMALL_DATASET,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--base", "vgg16", "--weights", "none", "--image-size", "32", "--batch-size", "8",
+        "--views", "0", "--steps", "extract,finetune,evaluate"]
+
+
+def _run(args: list[str]):
+    result = CliRunner().invoke(main, ["run", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def chapter(synthetic_dataset, tmp_path_factory):
+    """One `run` of extract, finetune and evaluate, two epochs each."""
+    models = tmp_path_factory.mktemp("run-models")
+    args = ["--data", str(synthetic_dataset), "--models-dir", str(models), "--run-name", "ch",
+            "--epochs", "2", *FAST]
+    result = _run(args)
+    return models / "ch", args, result.output
+
+
+def _mtime(path: Path) -> int:
+    return path.stat().st_mtime_ns
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("images", "steps", "unfreeze"), [
+    (2_000, (EXTRACT, EVALUATE), None),
+    (SMALL_DATASET, (EXTRACT, FINETUNE, EVALUATE), "top"),
+    (MEDIUM_DATASET, (EXTRACT, FINETUNE, EVALUATE), "all"),
+])
+def test_the_rule_of_thumb_trains_more_of_the_base_the_more_images(images, steps, unfreeze):
+    plan = make_plan(RunConfig(), images)
+    assert plan.decided_by == "rule of thumb" and plan.steps == steps
+    if unfreeze:
+        assert plan.unfreeze == unfreeze
+    assert f"{images:,}" in plan.reason
+
+
+def test_every_preset_value_can_be_overridden():
+    quick = make_plan(RunConfig(preset="cpu-quick"), 2_000)
+    assert (quick.base, quick.image_size, quick.steps) == (
+        "efficientnet_lite1", 240, (EXTRACT, FINETUNE, EVALUATE))
+    changed = make_plan(RunConfig(preset="cpu-quick", base="vgg16", image_size=64,
+                                  epochs={EXTRACT: 1}, unfreeze="all", steps=("extract",)), 2_000)
+    assert (changed.base, changed.image_size, changed.unfreeze) == ("vgg16", 64, "all")
+    assert changed.steps == (EXTRACT,) and changed.epochs == {EXTRACT: 1}
+
+
+def test_finetune_alone_brings_its_extract_step():
+    assert make_plan(RunConfig(steps=("finetune",)), 100).steps == (EXTRACT, FINETUNE)
+
+
+# -- one chapter --------------------------------------------------------------------------------
+
+
+def test_run_trains_every_step_into_one_folder_then_reports(chapter):
+    parent, _, output = chapter
+    record = read_record(parent)
+    assert record.status == "completed"
+    assert {name: state.status for name, state in record.steps.items()} == {
+        EXTRACT: "completed", FINETUNE: "completed", EVALUATE: "completed"}
+    for step in (EXTRACT, FINETUNE):
+        run = Run.open(parent / step)
+        assert run.record().status == "completed" and run.record().epochs_run == 2
+        assert (parent / step / "evaluation-test" / "confusion_matrix.json").is_file()
+        test_accuracy = run.read_metrics()["test"]["accuracy"]
+        shown = re.search(rf"^  {step} +(\S+%) ", output, re.MULTILINE).group(1)
+        assert shown == f"{100 * test_accuracy:.1f}%"
+    assert Path(Run.open(parent / FINETUNE).record().parent_run) == parent / EXTRACT
+    html = (parent / "report.html").read_text()
+    strategies = html.split('<table id="strategies">')[1].split("</table>")[0]
+    assert re.findall(r"<tr><td>(.*?)</td>", strategies) == [EXTRACT, FINETUNE]
+    assert "report.html" in output and "rule of thumb" not in output
+
+
+def test_a_second_run_skips_the_completed_steps(chapter):
+    parent, args, _ = chapter
+    before = {step: _mtime(parent / step / BEST_MODEL) for step in (EXTRACT, FINETUNE)}
+    output = _run(args).output
+    assert output.count("done before with the same inputs") == 2
+    assert {step: _mtime(parent / step / BEST_MODEL) for step in before} == before
+
+
+def test_changed_inputs_redo_only_the_steps_they_change(chapter):
+    parent, args, _ = chapter
+    extract_model = _mtime(parent / EXTRACT / BEST_MODEL)
+    changed = [*args[:args.index("--epochs")], "--epochs", "extract=2,finetune=3",
+               *args[args.index("--epochs") + 2:]]
+    _run(changed)
+    assert _mtime(parent / EXTRACT / BEST_MODEL) == extract_model
+    assert Run.open(parent / FINETUNE).record().epochs_run == 3
+
+
+def test_a_mistake_names_the_flag(synthetic_dataset, tmp_path):
+    result = CliRunner().invoke(main, ["run", "--data", str(synthetic_dataset), "--models-dir",
+                                       str(tmp_path), "--steps", "extract,pretrain"])
+    assert result.exit_code == 2 and "--steps" in result.output and "pretrain" in result.output
+    from pipeline.workflows.run import run_chapter
+
+    with pytest.raises(PipelineError, match="`epochs` of extract"):
+        run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+                              epochs={"extract": 0}))
+
+
+# -- interrupted and resumed ------------------------------------------------------------------
+
+
+def _wait_for(condition, process: subprocess.Popen, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"run ended early:\n{process.stdout.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.2)
+
+
+def test_sigterm_mid_step_then_the_same_command_resumes(synthetic_dataset, tmp_path):
+    parent = tmp_path / "models" / "resume"
+    command = [sys.executable, "cli.py", "run", "--data", str(synthetic_dataset),
+               "--models-dir", str(tmp_path / "models"), "--run-name", "resume",
+               "--epochs", "extract=2,finetune=40", "--no-report", *FAST]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+
+    def finetune_training() -> bool:
+        try:
+            record = json.loads((parent / RUN_RECORD).read_text())
+        except (OSError, ValueError):
+            return False
+        state = record["steps"].get(FINETUNE, {}).get("status")
+        return state == "running" and (parent / FINETUNE / "history.json").is_file()
+
+    _wait_for(finetune_training, process)
+    extract_model = _mtime(parent / EXTRACT / BEST_MODEL)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output  # 128 + SIGTERM, as a shell reports it
+    record = read_record(parent)
+    assert record.status == "interrupted"
+    assert record.steps[EXTRACT].status == "completed"
+    assert record.steps[FINETUNE].status == "interrupted"
+    stopped_at = Run(parent / FINETUNE).record().epochs_run  # open() would warn: incomplete
+    assert 1 <= stopped_at < 40
+
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=400, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "== extract: done before with the same inputs" in again.stdout
+    assert "== finetune: discarding" in again.stdout
+    assert _mtime(parent / EXTRACT / BEST_MODEL) == extract_model  # not recomputed
+    record = read_record(parent)
+    assert record.status == "completed" and record.steps[FINETUNE].status == "completed"
+    assert Run.open(parent / FINETUNE).record().epochs_run == 40
