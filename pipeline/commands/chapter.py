@@ -19,6 +19,7 @@ from pipeline.commands.options import (
     model_choice_option,
     option,
 )
+from pipeline.strategies import STRATEGIES
 from pipeline.workflows.options import PRECISIONS
 from pipeline.workflows.presets import (
     ALL,
@@ -103,6 +104,10 @@ def _presets_help() -> str:
     option("--seed", default=1337),
     option("--precision", default="float32", type=click.Choice(PRECISIONS),
            help="mixed: float16 on a GPU, bfloat16 on a CPU."),
+    option("--strategy", default="auto", type=click.Choice(STRATEGIES),
+           help="Devices of every training step: auto (all local GPUs when there are several), "
+                "one, mirrored, multiworker (TF_CONFIG). --batch-size is global, split across "
+                "the replicas."),
     option("--report/--no-report", default=True, help="Write report.html and report.md."),
 )
 def run(**config) -> None:

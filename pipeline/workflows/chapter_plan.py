@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.strategies import STRATEGIES
 from pipeline.workflows.options import PRECISIONS
 from pipeline.workflows.presets import (
     EXTRACT,
@@ -48,6 +49,7 @@ class RunConfig:
     batch_size: int | None = None
     seed: int = 1337
     precision: str = "float32"
+    strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
 
 
@@ -88,6 +90,9 @@ def check_config(config: RunConfig) -> None:
     if config.precision not in PRECISIONS:
         raise PipelineError(f"`precision` {config.precision!r}: choose one of "
                             f"{', '.join(PRECISIONS)}")
+    if config.strategy not in STRATEGIES:
+        raise PipelineError(f"`strategy` {config.strategy!r}: choose one of "
+                            f"{', '.join(STRATEGIES)}")
     if config.views is not None and config.views < 0:
         raise PipelineError(f"`views` must be 0 or more, got {config.views}")
     if config.batch_size is not None and config.batch_size < 1:

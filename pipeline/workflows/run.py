@@ -187,7 +187,7 @@ def step_config(step: str, parent: Path, config: RunConfig, plan: Plan):
     training = dataclasses.replace(
         defaults, batch_size=config.batch_size or defaults.batch_size,
         epochs=plan.epochs.get(step, defaults.epochs), seed=config.seed,
-        precision=config.precision,
+        precision=config.precision, strategy=config.strategy,
     )
     common = dict(models_dir=parent, run_name=step, training=training)
     features_dir = Path(config.models_dir) / "features"  # one cache for every run folder

@@ -138,6 +138,18 @@ def test_a_mistake_names_the_flag(synthetic_dataset, tmp_path):
                               epochs={"extract": 0}))
 
 
+def test_the_strategy_reaches_every_training_step(synthetic_dataset, tmp_path):
+    from pipeline.workflows.run import run_chapter, step_config
+
+    config = RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="one")
+    plan = make_plan(config, train_images=100)
+    for step in plan.steps:
+        if step != "evaluate":
+            assert step_config(step, tmp_path, config, plan).training.strategy == "one"
+    with pytest.raises(PipelineError, match="`strategy` 'ring'"):
+        run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="ring"))
+
+
 # -- interrupted and resumed ------------------------------------------------------------------
 
 
