@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.strategies import STRATEGIES
-from pipeline.workflows.options import PRECISIONS
+from pipeline.workflows.options import TrainingOptions
 from pipeline.workflows.presets import (
     EXTRACT,
     FINETUNE,
@@ -87,16 +86,12 @@ def check_config(config: RunConfig) -> None:
                                 f"{', '.join(TRAINING_STEPS)}")
         if epochs < 1:
             raise PipelineError(f"`epochs` of {step} must be at least 1, got {epochs}")
-    if config.precision not in PRECISIONS:
-        raise PipelineError(f"`precision` {config.precision!r}: choose one of "
-                            f"{', '.join(PRECISIONS)}")
-    if config.strategy not in STRATEGIES:
-        raise PipelineError(f"`strategy` {config.strategy!r}: choose one of "
-                            f"{', '.join(STRATEGIES)}")
     if config.views is not None and config.views < 0:
         raise PipelineError(f"`views` must be 0 or more, got {config.views}")
-    if config.batch_size is not None and config.batch_size < 1:
-        raise PipelineError(f"`batch_size` must be at least 1, got {config.batch_size}")
+    # The options every step shares are checked as the steps will take them.
+    TrainingOptions(batch_size=1 if config.batch_size is None else config.batch_size,
+                    seed=config.seed,
+                    precision=config.precision, strategy=config.strategy).validate()
 
 
 def make_plan(config: RunConfig, train_images: int) -> Plan:
