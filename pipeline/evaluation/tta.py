@@ -10,7 +10,7 @@ resized back to the model's input size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 from keras import ops
@@ -71,13 +71,3 @@ def predict_with_tta(predict: Callable[[np.ndarray], np.ndarray], images: np.nda
     """Mean of ``predict`` over the views of a batch (``predict``: batch -> probabilities)."""
     outputs = [np.asarray(predict(batch), dtype="float64") for batch in tta_images(images, views)]
     return np.mean(outputs, axis=0).astype("float32")
-
-
-def predict_batches_with_tta(
-    predict: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray], views: int
-) -> np.ndarray:
-    """``predict_with_tta`` over an iterable of image batches, concatenated."""
-    results = [predict_with_tta(predict, np.asarray(batch), views) for batch in batches]
-    if not results:
-        return np.zeros((0, 1), dtype="float32")
-    return np.concatenate(results)

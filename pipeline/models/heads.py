@@ -80,7 +80,6 @@ HEADS: dict[str, Callable[[HeadOptions], list[keras.layers.Layer]]] = {
 }
 # Heads whose output length does not depend on the feature map's size (multi-size training).
 SIZE_AGNOSTIC_HEADS = ("gap", "spp", "netvlad")
-DEFAULT_HEAD = "flatten"
 
 
 def check_head(name: str, options: HeadOptions) -> None:
