@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None):
     parser = dataset_parser(__doc__)
     parser.add_argument("--models-dir", type=Path, default=Path("models/finetune-report"))
     parser.add_argument("--features-dir", type=Path, default=Path("models/features"))
-    parser.add_argument("--bases", default="vgg16,efficientnet_lite1")
+    parser.add_argument("--bases", default="vgg16,efficientnet_lite1",
+                        help="comma-separated bases, each optionally BASE:SIZE (vgg16:224)")
     parser.add_argument("--vgg16-224", action="store_true", help="also VGG16 at 224 px (slow)")
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
@@ -175,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.schedule}, lr {args.lr}, {args.epochs} epochs, best by validation loss",
           flush=True)
     plans = []
-    for base in args.bases.split(","):
+    for entry in args.bases.split(","):
+        base, _, size = entry.partition(":")  # "vgg16:224": another size than the base's own
         precision = args.precision if base.startswith("vgg") else args.lite_precision
-        plans.append((base, None, precision))
+        plans.append((base, int(size) if size else None, precision))
     if args.vgg16_224:
         plans.append(("vgg16", 224, args.precision))
     rows = [report_base(args, base, size, precision) for base, size, precision in plans]

@@ -61,6 +61,7 @@ class Recipe:
 class Result:
     path: Recipe
     seconds: float  # wall time: prepare + extract subprocesses, from raw JPEGs to the model
+    prepare_seconds: float  # of which ``data prepare``
     images_per_second: float  # conv base features of every split, compute time only
     validation: float
     test: float
@@ -95,6 +96,7 @@ def run_path(path: Recipe, source: Path, epochs: int, work: Path) -> Result:
     size = ["--image-size", str(path.image_size)] if path.image_size else []
     start = time.perf_counter()
     cli("data", "prepare", "--source", str(source), "--data-root", str(data_root))
+    prepared = time.perf_counter() - start
     cli("extract", "--data", str(data_root / "cats_and_dogs_small"), "--models-dir", str(models),
         "--run-name", "run", "--base", path.base, *size, "--precision", path.precision,
         "--epochs", str(epochs))
@@ -107,15 +109,16 @@ def run_path(path: Recipe, source: Path, epochs: int, work: Path) -> Result:
     entries = [*(record.features or {}).values(), *(record.split_features or {}).values()]
     computed = sum(entry.compute_seconds for entry in entries)
     images = sum(record.counts.values())
-    return Result(path, seconds, images / computed if computed else float("nan"),
+    return Result(path, seconds, prepared, images / computed if computed else float("nan"),
                   metrics["validation"]["accuracy"], metrics["test"]["accuracy"])
 
 
 def print_table(results: list[Result]) -> None:
-    print(f"\n{'path':<36} {'wall s':>7} {'features img/s':>15} {'val acc':>8} {'test acc':>9}")
+    print(f"\n{'path':<36} {'wall s':>7} {'prepare s':>9} {'features img/s':>15} "
+          f"{'val acc':>8} {'test acc':>9}")
     for result in results:
-        print(f"{result.path.label:<36} {result.seconds:7.1f} {result.images_per_second:15.1f} "
-              f"{result.validation:8.4f} {result.test:9.4f}")
+        print(f"{result.path.label:<36} {result.seconds:7.1f} {result.prepare_seconds:9.1f} "
+              f"{result.images_per_second:15.1f} {result.validation:8.4f} {result.test:9.4f}")
 
 
 def check_targets(results: list[Result]) -> list[bool]:

@@ -37,6 +37,7 @@ from numpy.lib.format import open_memmap
 from pipeline.atomic import write_json
 from pipeline.errors import PipelineError
 from pipeline.features import FolderPerKey, predict_batch
+from pipeline.models.folding import inference_model
 
 VIEWS_FORMAT = 1
 LABELS_FILE = "labels.npy"
@@ -207,10 +208,11 @@ def augmented_view_computer(
     def compute(view: int, out: np.ndarray) -> None:
         augmentation = make_augmentation(view_seed(seed, view))
         progress = keras.utils.Progbar(len(out), verbose=verbose, unit_name="image")
+        running = inference_model(bottom)
         offset = 0
         for images, _ in batches():
             augmented = augmentation(images, training=True)
-            outputs = np.asarray(predict_batch(bottom, augmented))  # split across replicas
+            outputs = np.asarray(predict_batch(running, augmented))  # split across replicas
             end = offset + len(outputs)
             if end > len(out):
                 raise PipelineError(f"more images than the {len(out)} expected; the data changed")

@@ -49,6 +49,7 @@ from pipeline.atomic import write_json
 from pipeline.data.dataset import naming_undecodable_images
 from pipeline.errors import PipelineError
 from pipeline.feature_parts import PartWriter
+from pipeline.models.folding import inference_model
 from pipeline.npy_files import NpyRows, file_sha256
 from pipeline.runs import FeatureRecord
 from pipeline.strategies import active_distribution
@@ -320,6 +321,7 @@ def fill_from_model(
         if verbose and label:
             print(label + (f" (continuing from {writer.start})" if writer.start else ""))
         progress = keras.utils.Progbar(writer.count, verbose=verbose, unit_name="image")
+        running = inference_model(model)
         seen = 0
         with naming_undecodable_images():  # a bad photo: its name, and no parts kept
             for inputs, targets in batches:
@@ -328,7 +330,7 @@ def fill_from_model(
                 if seen <= writer.start:
                     continue
                 # Stored as float32 whatever the compute precision (bfloat16, float16).
-                outputs = np.asarray(predict_batch(model, inputs), dtype=FEATURE_DTYPE)
+                outputs = np.asarray(predict_batch(running, inputs), dtype=FEATURE_DTYPE)
                 skip = max(0, writer.start - first)
                 writer.append(outputs[skip:], targets[skip:])
                 progress.update(seen)

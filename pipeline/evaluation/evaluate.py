@@ -38,7 +38,9 @@ from pipeline.evaluation.metrics import (
 )
 from pipeline.evaluation.saved_model import RunModel, load_run_model
 from pipeline.evaluation.tta import check_views, predict_with_tta
+from pipeline.features import predict_batch
 from pipeline.models.classifier import loss_for
+from pipeline.models.folding import inference_model
 
 METRICS_FILE = "metrics.json"
 CONFUSION_JSON = "confusion_matrix.json"
@@ -127,9 +129,10 @@ def predict_split(model: keras.Model, dataset, tta: int = 1) -> tuple[np.ndarray
     ``tta`` > 1: each output is the mean over that many test-time views of the image.
     """
     labels, outputs = [], []
+    running = inference_model(model)  # the same outputs, BatchNormalization folded
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(model(batch, training=False), dtype=np.float64)
+        return np.asarray(predict_batch(running, batch), dtype=np.float64)
 
     for images, batch_labels in dataset:
         if tta > 1:

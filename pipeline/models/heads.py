@@ -107,12 +107,38 @@ def stack(layers: Sequence[keras.layers.Layer], x: keras.KerasTensor) -> keras.K
 
 
 def build_head(
-    name: str, input_shape: Sequence[int], num_classes: int, options: HeadOptions | None = None
+    name: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    options: HeadOptions | None = None,
+    layers: Sequence[keras.layers.Layer] | None = None,
 ) -> keras.Model:
-    """Head ``name`` as a model of its own, taking feature maps of ``input_shape`` (H, W, C)."""
+    """Head ``name`` as a model of its own, taking feature maps of ``input_shape`` (H, W, C).
+
+    ``layers``: the head's layers to stack (default: a fresh head ``name``); the part after
+    ``split_pooling`` takes the pooled vectors instead.
+    """
     inputs = keras.Input(shape=tuple(input_shape), name="features")
-    layers = head_layers(name, num_classes, options or HeadOptions())
+    if layers is None:
+        layers = head_layers(name, num_classes, options or HeadOptions())
     return keras.Model(inputs, stack(layers, inputs), name=f"head_{name}")
+
+
+# Layers that pool a map to a vector with no weights and no randomness: a head that starts
+# with them computes the same whether they run once, while features are cached, or on every
+# epoch. Cached pooled, a GAP head's features are C numbers instead of H x W x C: the head's
+# epochs then cost milliseconds instead of re-reading the maps.
+WEIGHTLESS_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
+
+def split_pooling(
+    layers: Sequence[keras.layers.Layer],
+) -> tuple[list[keras.layers.Layer], list[keras.layers.Layer]]:
+    """``(leading weightless pooling layers, the rest)`` of a head's ``layers``."""
+    count = 0
+    while count < len(layers) and isinstance(layers[count], WEIGHTLESS_POOLING):
+        count += 1
+    return list(layers[:count]), list(layers[count:])
 
 
 def is_head_layer(layer: keras.layers.Layer) -> bool:

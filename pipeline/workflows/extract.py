@@ -32,8 +32,10 @@ from pipeline.models.heads import (
     HeadOptions,
     build_head,
     check_head,
+    head_layers,
     initialise_head,
     needs_initialisation,
+    split_pooling,
 )
 from pipeline.models.saving import load_model, save_model
 from pipeline.models.schedules import ScheduleOptions, compile_scheduled
@@ -53,6 +55,8 @@ from pipeline.workflows.training import train_evaluate_plot
 from pipeline.workflows.views import check_views
 
 SAMPLE_IMAGES = 256  # training images whose features start a NetVLAD head (k-means)
+HEAD_STEPS_PER_EXECUTION = 25  # training steps of a head on arrays per call into TensorFlow
+EVALUATION_BATCH = 250  # rows per call when a head on arrays is evaluated
 
 
 @dataclass
@@ -168,26 +172,31 @@ def _train_on_features(
     # Features: the base's output per split, from the cache or computed once. The expensive
     # part (for VGG16 up to block4_pool) is cached too, for fine-tuning later.
     features_model = build_features_model(base, weights, config.image_size)
+    names = class_names(manifest)  # the head after the base: its seeds do not move the base's
+    pooling, head_rest = split_pooling(head_layers(config.head, len(names),
+                                                   config.head_options))
+    # A head that starts by pooling has it applied once, as the features are cached.
+    cached_model = attach_head(features_model, pooling) if pooling else features_model
     source = FeatureSource(
         config.data_dir, manifest_checksum(manifest), base.name, config.image_size,
         weights.preprocessing, policy, verbose=1 if verbose else 0,
     )
     cache = feature_cache(config.features_dir, config.models_dir)
-    features, middles = _base_features(cache, features_model, base, source,
+    features, middles = _base_features(cache, cached_model, base, source,
                                        splits_present(manifest, config.data_dir),
                                        config.recompute)
-    names = class_names(manifest)
 
     # The head, trained on the arrays.
     head = build_head(config.head, features["train"].features.shape[1:], len(names),
-                      config.head_options)
+                      layers=head_rest)
     if needs_initialisation(config.head):
         initialise_head(head.layers, _sample(features["train"].features, options.seed),
                         seed=options.seed)
     train = ArrayBatches(features["train"].features, features["train"].labels,
                          options.batch_size, shuffle=True, seed=options.seed)
     compile_scheduled(head, len(names), options.optimizer, options.learning_rate,
-                      config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs)
+                      config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs,
+                      steps_per_execution=min(len(train), HEAD_STEPS_PER_EXECUTION))
 
     run = Run.create(config.models_dir, EXTRACT, config.run_name)
     run.write_record(extract_record(
@@ -197,13 +206,15 @@ def _train_on_features(
         features={split: cached.describe() for split, cached in features.items()},
         split_features={split: cached.describe() for split, cached in middles.items() if cached},
     ))
-    evaluation = {split: ArrayBatches(cached.features, cached.labels, options.batch_size)
+    # Evaluation batches only change how many rows a call sees, not the numbers: larger.
+    evaluation = {split: ArrayBatches(cached.features, cached.labels,
+                                      max(options.batch_size, EVALUATION_BATCH))
                   for split, cached in features.items() if split != "train"}
     # Metrics come from the best head on the cached features; the saved model on images agrees.
     train_evaluate_plot(head, run, train, evaluation, options, verbose)
 
     # Saved models take images: the trained head goes back on top of the conv base.
-    put_heads_on_base(run, features_model, options, len(names))
+    put_heads_on_base(run, cached_model, options, len(names))
     return run
 
 

@@ -56,16 +56,16 @@ def test_only_the_files_the_manifest_lists_are_used(small_dataset, write_image):
     assert split.count == 8 and all("added-later" not in p.name for p in split.file_paths)
 
 
-def corrupt_after_prepare(dataset, split="train"):
+def corrupt_after_prepare(dataset, split="train", label="cat", index=1):
     """A listed photo TensorFlow cannot decode, recorded as is (as if prepared like that)."""
     import json
 
     from pipeline.data.manifest import MANIFEST_NAME, file_entry
 
-    path = sorted((dataset / split / "cat").iterdir())[1]
+    path = sorted((dataset / split / label).iterdir())[index]
     path.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     manifest = json.loads((dataset / MANIFEST_NAME).read_text())
-    entries = manifest["splits"][split]["cat"]
+    entries = manifest["splits"][split][label]
     for i, entry in enumerate(entries):
         if entry["name"] == path.name:
             entries[i] = file_entry(path, made=entry["made"], source=entry["source"])
@@ -89,6 +89,22 @@ def test_an_undecodable_photo_streamed_mid_epoch_names_its_file(small_dataset):
           naming_undecodable_images()):
         for _ in split.dataset:
             pass
+
+
+def test_an_undecodable_last_photo_is_named_too(small_dataset):
+    bad = corrupt_after_prepare(small_dataset, label="dog", index=-1)  # the stream's last
+    split = load_split(small_dataset, "train", 32, 3, cache=False)
+    with (pytest.raises(PipelineError, match=f"^{bad}: cannot read or decode image"),
+          naming_undecodable_images()):
+        for _ in split.dataset:
+            pass
+
+
+def test_streamed_images_come_in_the_listed_order_with_their_labels(small_dataset):
+    split = load_split(small_dataset, "validation", 32, 3, cache=False)
+    labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in split.dataset])
+    expected = [0.0 if path.parent.name == "cat" else 1.0 for path in split.file_paths]
+    assert labels.tolist() == expected and len(labels) == split.count
 
 
 def test_a_cached_split_is_decoded_once_while_loading(small_dataset):

@@ -80,12 +80,31 @@ def test_a_second_run_reuses_the_cached_features(first_run, synthetic_dataset, w
     paths = feature_paths(first_run)
     stamps = {split: (path, (workspace / path / FEATURES_FILE).stat().st_mtime_ns)
               for split, path in paths.items()}
-    second = run_extract(config(synthetic_dataset, workspace, epochs=1, head="gap"), verbose=0)
+    second = run_extract(config(synthetic_dataset, workspace, epochs=1), verbose=0)
     entries = second.record().features
     assert all(entry.reused and entry.compute_seconds == 0 for entry in entries.values())
     for split, (path, mtime) in stamps.items():
         assert entries[split].path == path
         assert (workspace / path / FEATURES_FILE).stat().st_mtime_ns == mtime
+
+
+def test_a_pooling_head_trains_on_pooled_features_and_its_model_agrees_on_images(
+        first_run, synthetic_dataset, workspace):
+    run = run_extract(config(synthetic_dataset, workspace, epochs=2, head="gap"), verbose=0)
+    record = run.record()
+    assert {entry.layer for entry in record.features.values()} == {"head_gap"}
+    assert record.features["train"].shape == [32, 512]  # vectors, not 1x1x512 maps
+    assert record.base_output == "block5_pool"
+    # The expensive part was not run again: pooled from the cached block4_pool output.
+    assert all(entry.reused for entry in record.split_features.values())
+    model = load_model(run.file("best.keras"), compile=True)
+    assert [layer.name for layer in model.layers[-3:]] == ["head_gap", "head_dropout",
+                                                           "predictions"]
+    metrics = run.read_metrics()
+    on_images = model.evaluate(load_split(synthetic_dataset, "test", SIZE, 8).dataset,
+                               verbose=0, return_dict=True)
+    assert on_images["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert on_images["loss"] == pytest.approx(metrics["test"]["loss"], rel=1e-4, abs=1e-6)
 
 
 def test_another_dataset_or_image_size_gets_features_of_its_own(
