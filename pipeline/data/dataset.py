@@ -175,8 +175,10 @@ def decode_images(
             return expected + 1, element
 
     checked = numbered.concatenate(end).scan(tf.constant(0, tf.int64), in_order)
-    return checked.filter(lambda position, image, label: position < count).map(
+    images = checked.filter(lambda position, image, label: position < count).map(
         lambda position, image, label: (image, label))
+    # The filter hides the length; Keras needs it for its progress bar and epoch size.
+    return images.apply(tf.data.experimental.assert_cardinality(count))
 
 
 def undecodable_image(error: BaseException) -> PipelineError | None:
