@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         met.append(row["recipe_ratio"] <= 3)
         print(f"{row['base']}: epoch ratio {row['ratio']:.1f}x >= 3: {verdict(row['ratio'] >= 3)};"
               f" recipe {row['recipe_ratio']:.2f}x <= 3: {verdict(row['recipe_ratio'] <= 3)}")
-    if not args.vgg16_224:
+    if not any(base == "vgg16" and size == 224 for base, size, _ in plans):
         print("VGG16 at 224 px: skipped (pass --vgg16-224; about 2.2x the 150 px cost)")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return exit_status(*met)

@@ -140,9 +140,7 @@ _UNDECODABLE_IN = "cannot read or decode an image in"
 _UNDECODABLE_PATTERN = re.compile(re.escape(f"[{_UNDECODABLE_IN}] [") + r"(.*?)\]")
 
 
-def decode_images(
-    dataset: tf.data.Dataset, image_size: int, folder: Path | str = ""
-) -> tf.data.Dataset:
+def decode_images(dataset: tf.data.Dataset, image_size: int, folder: Path) -> tf.data.Dataset:
     """(path, label) elements to (image, label), images as ``image_dataset_from_directory``.
 
     A file that cannot be read or decoded stops the iteration with an InvalidArgumentError
