@@ -105,7 +105,7 @@ def load_split(
     dataset = tf.data.Dataset.from_tensor_slices(([str(path) for path in file_paths], labels))
     if shuffle and not cached:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = decode_images(dataset, image_size, dataset_dir / split)
+    dataset = decode_images(dataset, image_size)
     if cached:
         dataset = dataset.cache()
         with naming_undecodable_images():
@@ -136,47 +136,37 @@ def _listed(
 # -- decoding, with the name of a file that cannot be decoded --------------------------------------
 
 _UNDECODABLE = "cannot read or decode image"
-_UNDECODABLE_IN = "cannot read or decode an image in"
-_UNDECODABLE_PATTERN = re.compile(re.escape(f"[{_UNDECODABLE_IN}] [") + r"(.*?)\]")
+_UNDECODABLE_PATTERN = re.compile(re.escape(f"[{_UNDECODABLE}] [") + r"(.*?)\]")
 
 
-def decode_images(dataset: tf.data.Dataset, image_size: int, folder: Path) -> tf.data.Dataset:
+def decode_images(dataset: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
     """(path, label) elements to (image, label), images as ``image_dataset_from_directory``.
 
     A file that cannot be read or decoded stops the iteration with an InvalidArgumentError
-    that ``undecodable_image`` turns into the file's name; never silently dropped. Files are
-    decoded by one parallel map (a per-file dataset that caught its own error cost 2-3x the
-    decoding); failures are dropped there, and a numbered stream notices the gap: the file is
-    then found by decoding the files of ``folder`` again, which only a failure pays for.
+    whose message holds its path (``undecodable_image`` reads it back): each file is decoded
+    in a one-element dataset whose errors are caught and flagged, never silently dropped.
     """
     shape = (image_size, image_size, 3)
-    count = dataset.cardinality()
 
-    def decode(position, element):
-        path, label = element
+    def decode(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         image = tf.image.resize(image, shape[:2], method="bilinear")
         image.set_shape(shape)
-        return position, image, label
+        return image, tf.constant(True)
 
-    numbered = dataset.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE,
-                                       deterministic=True).ignore_errors()
-    label_spec = dataset.element_spec[1]
-    end = tf.data.Dataset.from_tensors(  # a last element, so a failed last file shows too
-        (count, tf.zeros(shape, tf.float32), tf.zeros(label_spec.shape, label_spec.dtype)))
+    def decoded_or_flagged(path: tf.Tensor, label: tf.Tensor) -> tf.data.Dataset:
+        one = tf.data.Dataset.from_tensors(path).map(decode).ignore_errors()
+        flagged = tf.data.Dataset.from_tensors((tf.zeros(shape, tf.float32), tf.constant(False)))
+        return one.concatenate(flagged).take(1).map(lambda image, ok: (image, label, ok, path))
 
-    def in_order(expected, element):
-        position = element[0]
-        found = tf.debugging.Assert(tf.equal(position, expected),
-                                    [_UNDECODABLE_IN, str(folder)])
-        with tf.control_dependencies([found]):
-            return expected + 1, element
+    def require_decoded(image, label, ok, path):
+        with tf.control_dependencies([tf.debugging.Assert(ok, [_UNDECODABLE, path])]):
+            return tf.identity(image), label
 
-    checked = numbered.concatenate(end).scan(tf.constant(0, tf.int64), in_order)
-    images = checked.filter(lambda position, image, label: position < count).map(
-        lambda position, image, label: (image, label))
-    # The filter hides the length; Keras needs it for its progress bar and epoch size.
-    return images.apply(tf.data.experimental.assert_cardinality(count))
+    images = dataset.interleave(decoded_or_flagged, num_parallel_calls=tf.data.AUTOTUNE,
+                                deterministic=True).map(require_decoded)
+    # Interleaving hides the length; Keras needs it for its progress bar and epoch size.
+    return images.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
 
 
 def undecodable_image(error: BaseException) -> PipelineError | None:
@@ -184,23 +174,10 @@ def undecodable_image(error: BaseException) -> PipelineError | None:
     match = _UNDECODABLE_PATTERN.search(str(getattr(error, "message", error)))
     if match is None:
         return None
-    path = first_undecodable(Path(match.group(1))) or Path(match.group(1))
+    path = match.group(1)
     return PipelineError(
         f"{path}: {_UNDECODABLE}; remove it from the source photos and {REDO_HINT}"
     )
-
-
-def first_undecodable(folder: Path) -> Path | None:
-    """The first file under ``folder`` (sorted) that TensorFlow cannot read or decode."""
-    if not folder.is_dir():
-        return None
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()
-                       and not p.name.startswith(".") and p.suffix.lower() != ".json"):
-        try:
-            tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
-            return path
-    return None
 
 
 @contextlib.contextmanager
