@@ -8,9 +8,9 @@ computes features about 1.3x faster in float32 and 2.8x faster under mixed bfloa
 (where every BatchNormalization also casts to float32 and back).
 
 ``folded_for_inference(model)`` returns such a copy; layers that are not folded are shared
-with ``model``, so it costs a graph rebuild, not a copy of the weights. Only feature
-computation uses it (the frozen base never trains there); saved and trained models keep
-their BatchNormalization layers.
+with ``model``, so it costs a graph rebuild, not a copy of the weights. Only inference uses
+it (features, augmented views, ``evaluate``: nothing trains there); saved and trained models
+keep their BatchNormalization layers.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def _fold(model: keras.Model) -> tuple[keras.Model, list[tuple[keras.layers.Laye
 
 def _foldable_pairs(model: keras.Model):
     """(conv, batch norm) pairs of ``model`` that can be folded."""
+    names = {layer.name for layer in model.layers}
     for layer in model.layers:
         if not isinstance(layer, FOLDABLE) or not layer.built:
             continue
@@ -99,7 +100,7 @@ def _foldable_pairs(model: keras.Model):
             continue
         (norm,) = consumers.values()
         if isinstance(norm, keras.layers.BatchNormalization) and _last_axis(norm) \
-                and norm.name in {other.name for other in model.layers}:
+                and norm.name in names:
             yield layer, norm
 
 
