@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--schedule", default="constant")
     parser.add_argument("--warmup-epochs", type=float, default=0.0)
+    parser.add_argument("--ema", type=float, default=None,
+                        help="weight averaging momentum per step (finetune --ema; default none)")
     parser.add_argument("--tta", type=int, default=2, help="test-time views (2: image + flip)")
     parser.add_argument("--steps", type=int, default=8, help="steps timed per epoch kind")
     parser.add_argument("--precision", default="mixed", help="VGG16's (views, training)")
@@ -80,7 +82,8 @@ def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path
         layer = augmentation_layer(augmentation, data.dataset.take(4), options.seed)
         full = replace_augmentation(load_image_model(source), layer, policy)
         unfreeze(full, source.base, "top")
-        compile_classifier(full, source.num_classes, options.optimizer, options.learning_rate)
+        compile_classifier(full, source.num_classes, options.optimizer, options.learning_rate,
+                           ema_momentum=options.ema_momentum)
         batches = [(x.numpy(), y.numpy()) for x, y in data.dataset.take(steps + 1)]
         full.train_on_batch(*batches[0])  # warm-up: tracing
         started = time.perf_counter()
@@ -91,7 +94,8 @@ def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path
         plain = replace_augmentation(load_image_model(source), None, policy)
         unfreeze(plain, source.base, "top")
         _, top = cached_top_split(plain)
-        compile_classifier(top, source.num_classes, options.optimizer, options.learning_rate)
+        compile_classifier(top, source.num_classes, options.optimizer, options.learning_rate,
+                           ema_momentum=options.ema_momentum)
         cached = _open_views(views_path)
         train = ViewBatches(cached, batch, seed=0)
         top.train_on_batch(*train[0])
@@ -130,7 +134,7 @@ def report_base(args, base: str, size: int | None, precision: str) -> dict:
         data_dir=args.data, base=base, image_size=size, run_name=None,
         training=replace(EXTRACT_TRAINING, precision=precision), **common))
     options = replace(FINETUNE_TRAINING, epochs=args.epochs, learning_rate=args.lr,
-                      precision=precision)
+                      precision=precision, ema_momentum=args.ema)
     schedule = ScheduleOptions(args.schedule, args.warmup_epochs)
     tuned, tuned_s = timed(run_finetune, FinetuneConfig(
         source_run=extract.path, views=args.views, training=options, lr_schedule=schedule,
@@ -173,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.2f} on {os.cpu_count()} cores (shared)", flush=True)
     print(f"views: finite augmentation, {args.views} cached views per image; schedule "
-          f"{args.schedule}, lr {args.lr}, {args.epochs} epochs, best by validation loss",
-          flush=True)
+          f"{args.schedule}, lr {args.lr}, weight averaging {args.ema or 'none'}, "
+          f"{args.epochs} epochs, best by validation loss", flush=True)
     plans = []
     for entry in args.bases.split(","):
         base, _, size = entry.partition(":")  # "vgg16:224": another size than the base's own

@@ -189,8 +189,8 @@ def augmentation_options(command):
 
 
 def training_options(defaults: TrainingOptions):
-    """Optimizer, learning rate, batch size, epochs, early stopping, seed, precision,
-    strategy, jit."""
+    """Optimizer, learning rate, batch size, epochs, early stopping, seed, weight averaging,
+    precision, strategy, jit."""
     return option_group(
         "training", "pipeline.workflows.options:TrainingOptions",
         option("--optimizer", default=defaults.optimizer, type=click.Choice(OPTIMIZERS)),
@@ -202,6 +202,11 @@ def training_options(defaults: TrainingOptions):
         option("--early-stopping", type=int, default=defaults.early_stopping,
                help="Stop after this many epochs without a lower validation loss."),
         option("--seed", default=defaults.seed),
+        option("--ema", "ema_momentum", type=float, default=defaults.ema_momentum,
+               help="Average the weights over training (exponential moving average, Keras' "
+                    "use_ema) with this momentum per step, e.g. 0.998: about the last 500 "
+                    "steps. Validation, the best epoch and the saved models use the average "
+                    "(default: none)."),
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),
                help="mixed: float16 compute on a GPU, bfloat16 on a CPU (output and loss "
                     "stay float32)."),

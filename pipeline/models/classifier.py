@@ -57,14 +57,14 @@ def active_jit_compile() -> bool | str:
 
 def compile_classifier(
     model: keras.Model, num_classes: int, optimizer: str, learning_rate: float,
-    jit_compile: bool | str | None = None,
+    jit_compile: bool | str | None = None, ema_momentum: float | None = None,
 ) -> keras.Model:
     """Compile ``model`` for classification with accuracy as its metric.
 
     ``jit_compile`` None: the enclosing ``jit_compiling`` block's, else Keras' "auto".
     """
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
+        optimizer=make_optimizer(optimizer, learning_rate, ema_momentum),
         loss=loss_for(num_classes),
         metrics=["accuracy"],
         jit_compile=active_jit_compile() if jit_compile is None else jit_compile,

@@ -66,12 +66,13 @@ def learning_rate_schedule(
 
 def scheduled_optimizer(
     name: str, learning_rate: float, options: ScheduleOptions, *, steps_per_epoch: int,
-    epochs: int,
+    epochs: int, ema_momentum: float | None = None,
 ) -> Any:
-    """A fresh optimizer ``name``, its rate following ``options`` (peak ``learning_rate``)."""
+    """A fresh optimizer ``name``, its rate following ``options`` (peak ``learning_rate``),
+    averaging the weights with ``ema_momentum`` when given."""
     from pipeline.models.optimizers import make_optimizer
 
-    optimizer = make_optimizer(name, learning_rate)  # checks the name and the rate
+    optimizer = make_optimizer(name, learning_rate, ema_momentum)  # checks name, rate, momentum
     rate = learning_rate_schedule(options.schedule, learning_rate,
                                   steps_per_epoch=steps_per_epoch, epochs=epochs,
                                   warmup_epochs=options.warmup_epochs)
@@ -83,6 +84,7 @@ def scheduled_optimizer(
 def compile_scheduled(
     model: Any, num_classes: int, optimizer: str, learning_rate: float, options: ScheduleOptions,
     *, steps_per_epoch: int, epochs: int, steps_per_execution: int = 1,
+    ema_momentum: float | None = None,
 ) -> Any:
     """``compile_classifier`` with a scheduled learning rate.
 
@@ -93,7 +95,8 @@ def compile_scheduled(
 
     model.compile(
         optimizer=scheduled_optimizer(optimizer, learning_rate, options,
-                                      steps_per_epoch=steps_per_epoch, epochs=epochs),
+                                      steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                      ema_momentum=ema_momentum),
         loss=loss_for(num_classes), metrics=["accuracy"], jit_compile=active_jit_compile(),
         steps_per_execution=steps_per_execution,
     )

@@ -196,6 +196,7 @@ def _train_on_features(
                          options.batch_size, shuffle=True, seed=options.seed)
     compile_scheduled(head, len(names), options.optimizer, options.learning_rate,
                       config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs,
+                      ema_momentum=options.ema_momentum,
                       steps_per_execution=min(len(train), HEAD_STEPS_PER_EXECUTION))
 
     run = Run.create(config.models_dir, EXTRACT, config.run_name)

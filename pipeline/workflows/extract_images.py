@@ -59,7 +59,8 @@ def train_on_images(
         train_batches = train_batches.map(_random_size_resizer(config.multi_size, options.seed))
     steps = math.ceil(train.count / options.batch_size)
     compile_scheduled(model, train.num_classes, options.optimizer, options.learning_rate,
-                      config.lr_schedule, steps_per_epoch=steps, epochs=options.epochs)
+                      config.lr_schedule, steps_per_epoch=steps, epochs=options.epochs,
+                      ema_momentum=options.ema_momentum)
 
     run = Run.create(config.models_dir, EXTRACT, config.run_name)
     run.write_record(extract_record(

@@ -73,7 +73,8 @@ def train_on_views(
         initialise_head(layers, np.asarray(top.predict(sample, verbose=0)), seed=options.seed)
     train = ViewBatches(views, options.batch_size, seed=options.seed)
     compile_scheduled(model, len(names), options.optimizer, options.learning_rate,
-                      config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs)
+                      config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs,
+                      ema_momentum=options.ema_momentum)
 
     run = Run.create(config.models_dir, EXTRACT, config.run_name)
     run.write_record(extract_record(

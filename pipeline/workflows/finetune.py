@@ -209,7 +209,8 @@ def _train_full(
     train = load_split(source.data_dir, "train", shuffle=True, seed=options.seed, **common)
     steps = math.ceil(train.count / options.batch_size)
     compile_scheduled(model, source.num_classes, options.optimizer, options.learning_rate,
-                      schedule, steps_per_epoch=steps, epochs=options.epochs)
+                      schedule, steps_per_epoch=steps, epochs=options.epochs,
+                      ema_momentum=options.ema_momentum)
     evaluation = {split: load_split(source.data_dir, split, cache=False, **common).dataset
                   for split in splits if split != "train"}
     train_evaluate_plot(model, run, train.dataset, evaluation, options, verbose)

@@ -95,7 +95,8 @@ def train_top(
                              options.batch_size, shuffle=True, seed=options.seed)
     compile_scheduled(top, num_classes, options.optimizer, options.learning_rate,
                       schedule or ScheduleOptions(),
-                      steps_per_epoch=len(train), epochs=options.epochs)
+                      steps_per_epoch=len(train), epochs=options.epochs,
+                      ema_momentum=options.ema_momentum)
     evaluation = {split: ArrayBatches(cached.features, cached.labels, options.batch_size)
                   for split, cached in features.items() if split != "train"}
     # best.keras holds the best top for now: the same numbers as the full model on images.

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from pipeline.errors import PipelineError
-from pipeline.models.optimizers import OPTIMIZERS
+from pipeline.models.optimizers import OPTIMIZERS, check_ema_momentum
 from pipeline.strategies import STRATEGIES
 
 PRECISIONS = ("float32", "mixed")  # mixed: float16 on a GPU, bfloat16 on a CPU
@@ -19,7 +19,8 @@ PRECISIONS = ("float32", "mixed")  # mixed: float16 on a GPU, bfloat16 on a CPU
 @dataclass(frozen=True)
 class TrainingOptions:
     """How a model is trained: optimizer, learning rate, batches, epochs, seed, precision,
-    on which devices (``strategy``) and whether XLA compiles it (``jit``)."""
+    on which devices (``strategy``), whether XLA compiles it (``jit``) and whether the
+    weights are averaged (``ema_momentum``)."""
 
     optimizer: str = "rmsprop"
     learning_rate: float | None = 1e-4  # None: the workflow's choice (extract: by head)
@@ -30,6 +31,9 @@ class TrainingOptions:
     precision: str = "float32"  # float32 | mixed (the output layer and loss stay float32)
     strategy: str = "auto"  # auto | one | mirrored | multiworker; batch_size is global
     jit: bool | None = None  # XLA-compile training steps; None: Keras' own choice ("auto")
+    # Weight averaging: momentum of the exponential moving average of the weights, per step
+    # (None: none). Validation, the best checkpoint and the saved models use the average.
+    ema_momentum: float | None = None
 
     def validate(self) -> None:
         """Refuse what no workflow can train with, before any expensive step."""
@@ -52,6 +56,7 @@ class TrainingOptions:
         if self.strategy not in STRATEGIES:
             raise PipelineError(f"`strategy` {self.strategy!r}: choose one of "
                                 f"{', '.join(STRATEGIES)}")
+        check_ema_momentum(self.ema_momentum)
         if self.jit is not None and not isinstance(self.jit, bool):
             raise PipelineError(f"`jit` must be true, false or unset (Keras' own choice), "
                                 f"got {self.jit!r}")

@@ -81,7 +81,8 @@ def _train(config: ScratchConfig, policy: str, verbose: int | str) -> Run:
 
     model = build_scratch_convnet(config.image_size, train.num_classes, dropout=config.dropout,
                                   l2=config.l2, augmentation=augmentation)
-    compile_classifier(model, train.num_classes, options.optimizer, options.learning_rate)
+    compile_classifier(model, train.num_classes, options.optimizer, options.learning_rate,
+                       ema_momentum=options.ema_momentum)
 
     run = Run.create(config.models_dir, SCRATCH, config.run_name)
     run.write_record(RunRecord(

@@ -40,6 +40,7 @@ from pipeline.distribute import peer_failures
 from pipeline.errors import PipelineError
 from pipeline.models.classifier import active_jit_compile
 from pipeline.models.saving import load_model, save_model
+from pipeline.models.weight_averaging import averaged_weights, validation_callbacks
 from pipeline.paths import disk_error
 from pipeline.plots.curves import plot_runs
 from pipeline.runs import (
@@ -126,7 +127,8 @@ class BestCheckpoint(keras.callbacks.Callback):
                                        else value > self.best)
         if better:
             self.best, self.best_epoch = float(value), epoch + 1
-            save_model(self.model, self.path)
+            with averaged_weights(self.model):  # what was validated (weight averaging)
+                save_model(self.model, self.path)
 
 
 def monitor_mode(monitor: str, model: keras.Model) -> str:
@@ -227,7 +229,7 @@ def fit_into_run(
     checkpoint = BestCheckpoint(run.file(BEST_MODEL))
     checkpoint.best, checkpoint.best_epoch = start.best_value, start.best_epoch
     all_callbacks = [guard, writer, checkpoint, LastCheckpoint(run, guard, checkpoint),
-                     ScalarLogs(run.file(LOGS)), *(callbacks or [])]
+                     ScalarLogs(run.file(LOGS)), *validation_callbacks(model), *(callbacks or [])]
     if early_stopping:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping, verbose=1)
@@ -247,7 +249,8 @@ def fit_into_run(
         if guard.problem is not None:
             status, reason = FAILED, guard.problem
         else:  # a diverged model is not saved: its weights are NaN
-            save_model(model, run.file(FINAL_MODEL))
+            with averaged_weights(model):  # Keras' ``fit`` put the average in on completion
+                save_model(model, run.file(FINAL_MODEL))
         epochs_run = len(next(iter(writer.history.values()), []))
         run.finish(status, epochs_run=epochs_run, best_epoch=checkpoint.best_epoch,
                    stop_reason=reason)

@@ -1,0 +1,62 @@
+"""Weight averaging (Polyak, exponential moving average): Keras' ``use_ema``, used whole.
+
+Why: fine-tuning on 2,000 photos at a low, constant rate is noisy from epoch to epoch (the
+validation loss of VGG16's block5 jumps by 10-20% between neighbouring epochs), and picking
+"the best epoch" from such a curve picks noise as well as signal. The average of the
+weights over the last few hundred steps sits in the middle of that noise. Keras keeps the
+average in the optimizer (``use_ema``, updated after every step, inside the compiled step);
+what it leaves to the caller is to validate, checkpoint and save the average rather than the
+raw weights: ``keras.callbacks.SwapEMAWeights`` swaps it in for validation, and
+``averaged_weights`` does the same around a save. ``last.keras`` keeps the raw weights and
+the optimizer (the average included), so a continued run carries on exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def averaging_optimizer(model: keras.Model) -> Any | None:
+    """The optimizer of ``model`` that keeps a weight average (inside a loss-scale wrapper
+    too), or None when it keeps none or has not been built yet."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(optimizer, "use_ema", False):
+        return None
+    if not hasattr(optimizer, "_model_variables_moving_average"):
+        return None  # not built: no step taken, nothing averaged
+    return optimizer
+
+
+def validation_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
+    """Keras' callback that validates the average, where ``model`` keeps one."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    if getattr(optimizer, "use_ema", False):
+        return [keras.callbacks.SwapEMAWeights()]
+    return []
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """Within the block, ``model``'s trainable weights are the optimizer's average (when it
+    keeps one); the raw weights come back on the way out, whatever happens inside."""
+    optimizer = averaging_optimizer(model)
+    if optimizer is None:
+        yield
+        return
+    pairs = list(zip(optimizer._trainable_variables,
+                     optimizer._model_variables_moving_average, strict=True))
+    raw = [np.array(keras.ops.convert_to_numpy(variable)) for variable, _ in pairs]
+    for variable, average in pairs:
+        variable.assign(average)
+    try:
+        yield
+    finally:
+        for (variable, _), value in zip(pairs, raw, strict=True):
+            variable.assign(value)
