@@ -21,23 +21,25 @@ import keras
 import numpy as np
 
 
-def averaging_optimizer(model: keras.Model) -> Any | None:
-    """The optimizer of ``model`` that keeps a weight average (inside a loss-scale wrapper
-    too), or None when it keeps none or has not been built yet."""
+def _optimizer(model: keras.Model) -> Any:
+    """``model``'s optimizer, unwrapped from a loss-scale wrapper (float16 on a GPU)."""
     optimizer = getattr(model, "optimizer", None)
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    if not getattr(optimizer, "use_ema", False):
-        return None
-    if not hasattr(optimizer, "_model_variables_moving_average"):
-        return None  # not built: no step taken, nothing averaged
-    return optimizer
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def averaging_optimizer(model: keras.Model) -> Any | None:
+    """The optimizer of ``model`` when it keeps a weight average, else None (also before
+    it is built: no step taken, nothing averaged)."""
+    optimizer = _optimizer(model)
+    if getattr(optimizer, "use_ema", False) and hasattr(optimizer,
+                                                         "_model_variables_moving_average"):
+        return optimizer
+    return None
 
 
 def validation_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
     """Keras' callback that validates the average, where ``model`` keeps one."""
-    optimizer = getattr(model, "optimizer", None)
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    if getattr(optimizer, "use_ema", False):
+    if getattr(_optimizer(model), "use_ema", False):
         return [keras.callbacks.SwapEMAWeights()]
     return []
 
