@@ -199,11 +199,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['full_epoch_s']:.0f} / {row['views_epoch_s']:.0f} | {row['ratio']:.1f}x | "
               f"{row['recipe_ratio']:.2f}x{'' if row['baseline_measured'] else ' (est.)'} |")
         if row["base"].startswith("vgg16"):
-            goal = 0.985 if row["image_size"] >= 224 else 0.978
-            ok = (row["finetune_test"] >= goal
-                  and row["finetune_test"] >= row["extract_test"] + 0.007)
-            print(f"{row['base']}: test {row['finetune_test']:.4f} >= {goal} and >= extraction "
-                  f"+ 0.007 ({row['extract_test'] + 0.007:.4f}): {verdict(ok)}")
+            # The issue asks +0.7 points over fast extraction at the book's 150 px only;
+            # at 224 px the target is the accuracy alone.
+            if row["image_size"] >= 224:
+                ok = row["finetune_test"] >= 0.985
+                print(f"{row['base']}: test {row['finetune_test']:.4f} >= 0.985: {verdict(ok)}")
+            else:
+                ok = (row["finetune_test"] >= 0.978
+                      and row["finetune_test"] >= row["extract_test"] + 0.007)
+                print(f"{row['base']}: test {row['finetune_test']:.4f} >= 0.978 and >= "
+                      f"extraction + 0.007 ({row['extract_test'] + 0.007:.4f}): {verdict(ok)}")
             met.append(ok)
         met.append(row["ratio"] >= 3)
         met.append(row["recipe_ratio"] <= 3)
