@@ -18,6 +18,7 @@ from pipeline.models.heads import is_head_layer
 from pipeline.models.saving import load_model, save_model
 from pipeline.models.schedules import ScheduleOptions, compile_scheduled
 from pipeline.models.transfer import first_trainable_base_layer, split_at
+from pipeline.models.weight_averaging import averaged_weights
 from pipeline.runs import BEST_MODEL, FINAL_MODEL, Run
 from pipeline.workflows.cached_features import FeatureSource, feature_cache, image_features
 from pipeline.workflows.options import TrainingOptions
@@ -109,7 +110,10 @@ def _save_full_models(run: Run, model: keras.Model, top: keras.Model) -> None:
     # Trained through ``top``, so ``model``'s own optimizer was never built; build it so that
     # the saved state matches what loading expects.
     model.optimizer.build(model.trainable_variables)
-    save_model(model, run.file(FINAL_MODEL))  # top shares its layers: model is as training left it
+    # top shares its layers: model is as training left it (averaged, where top averages;
+    # a run stopped early has the raw weights in place, so the average is swapped in here)
+    with averaged_weights(top):
+        save_model(model, run.file(FINAL_MODEL))
     best = run.file(BEST_MODEL)
     if best.is_file():
         top.set_weights(load_model(best).get_weights())

@@ -122,6 +122,26 @@ def test_averaged_weights_swaps_in_the_average_and_puts_the_raw_weights_back(tmp
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_cached_top_stopped_early_saves_the_whole_model_averaged(tmp_path):
+    # The whole model shares its layers with the top that trained; a run stopped before
+    # Keras' fit put the average in still saves the average, as its validation saw it.
+    from pipeline.workflows.finetune_cached import _save_full_models
+
+    top = _model(0.5)
+    x, y = _arrays(0)
+    top.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    top.train_on_batch(x[:16], y[:16])  # raw steps after fit: raw and average differ
+    average = [np.array(keras.ops.convert_to_numpy(v))
+               for v in top.optimizer._model_variables_moving_average]
+    whole = keras.Model(top.inputs, top.outputs)
+    compile_classifier(whole, 2, "sgd", 0.3)
+    run = Run.create(tmp_path, "finetune")
+    _save_full_models(run, whole, top)
+    saved = keras.saving.load_model(run.file(FINAL_MODEL)).get_weights()
+    for got, want in zip(saved, average, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_a_model_without_averaging_is_left_alone():
     model = _model(None)
     before = [np.array(w) for w in model.get_weights()]
