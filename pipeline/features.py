@@ -44,7 +44,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pipeline import feature_parts
+from pipeline import feature_parts, interrupts
 from pipeline.atomic import write_json
 from pipeline.data.dataset import naming_undecodable_images
 from pipeline.errors import PipelineError
@@ -325,6 +325,7 @@ def fill_from_model(
         seen = 0
         with naming_undecodable_images():  # a bad photo: its name, and no parts kept
             for inputs, targets in batches:
+                interrupts.raise_swallowed()  # a stop some library code swallowed
                 targets = np.asarray(targets)
                 first, seen = seen, seen + len(targets)
                 if seen <= writer.start:

@@ -10,6 +10,11 @@ Training absorbs a stop (or a failure such as a non-finite loss) so that the wor
 finishes the run's files (an extract run joins its head to the conv base); it ``defer``s the
 stop here, and the command line raises it once the command has returned. A Python user gets
 the run back, its record saying ``interrupted`` or ``failed``.
+
+A stop is also remembered when it arrives, because library code can swallow the exception:
+Keras' ``save_model`` wraps its temporary-file set-up in a bare ``except:`` (falling back to
+memory), so a signal landing there vanished and training ran on (measured: a rare ``exit 0``
+after SIGTERM). Long loops call ``raise_swallowed`` at safe points to stop all the same.
 """
 
 from __future__ import annotations
@@ -37,21 +42,50 @@ def describe(stop: KeyboardInterrupt) -> str:
     return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+_received: list[KeyboardInterrupt] = []  # stops signalled and not yet handled
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    stop = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _received.append(stop)
+    raise stop
 
 
 @contextlib.contextmanager
-def sigterm_raises_terminated() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``Terminated`` (main thread only; restored after)."""
+def signals_stop() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` and Ctrl-C ``KeyboardInterrupt``, and
+    each is remembered until handled (main thread only; the previous handlers come back after).
+
+    A SIGINT that was ignored when the process started (``nohup``, a background job) stays
+    ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    _received.clear()
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_stop)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _received.clear()
+
+
+def handled() -> None:
+    """The stop in flight was caught where it is dealt with: nothing is left to raise again."""
+    _received.clear()
+
+
+def raise_swallowed() -> None:
+    """Raise a stop that was signalled but never reached a handler (some library code
+    swallowed it), once; nothing happens when there is none."""
+    if _received:
+        stop = _received[0]
+        _received.clear()
+        raise type(stop)()
 
 
 _deferred: list[BaseException] = []

@@ -51,12 +51,13 @@ class Commands(click.Group):
         from pipeline.errors import PipelineError
 
         try:
-            with interrupts.sigterm_raises_terminated(), _one_line_run_warnings():
+            with interrupts.signals_stop(), _one_line_run_warnings():
                 interrupts.take_deferred()  # a stop left by an earlier call is not ours
                 result = super().invoke(ctx)
                 deferred = interrupts.take_deferred()
                 if deferred is not None:
                     raise deferred
+                interrupts.raise_swallowed()  # the exit status says so all the same
                 return result
         except PipelineError as error:
             command = self.commands.get(ctx.invoked_subcommand or "")

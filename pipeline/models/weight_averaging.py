@@ -44,6 +44,18 @@ def validation_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
     return []
 
 
+def end_validation_swap(callbacks: list[keras.callbacks.Callback]) -> None:
+    """Put the raw weights back in the model if a stop came inside a validation pass.
+
+    ``SwapEMAWeights`` swaps the average in as validation begins and out as it ends; a
+    Ctrl-C between the two leaves the average in the model and the raw weights in the
+    optimizer's average slots, where ``averaged_weights`` would then find the wrong ones.
+    """
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.SwapEMAWeights):
+            callback.on_test_end()  # swaps back only when the average is in the model
+
+
 @contextlib.contextmanager
 def averaged_weights(model: keras.Model) -> Iterator[None]:
     """Within the block, ``model``'s trainable weights are the optimizer's average (when it

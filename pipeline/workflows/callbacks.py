@@ -3,7 +3,8 @@
 ``fit_into_run`` adds them to every training run, in this order after the history writer
 and the best checkpoint: ``StopOnNonFinite`` first (so nothing after it saves a diverged
 model), ``LastCheckpoint`` (model and optimizer state of the last good epoch, to resume),
-``ScalarLogs`` (TensorBoard event files).
+``ScalarLogs`` (TensorBoard event files). ``StopWhenSignalled`` comes first of all: a stop
+that a library swallowed is raised again before anything else runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from pipeline import interrupts
 from pipeline.models.saving import save_model
 
 if TYPE_CHECKING:
@@ -49,6 +51,20 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def _stop(self, problem: str) -> None:
         self.problem = problem
         self.model.stop_training = True
+
+
+class StopWhenSignalled(keras.callbacks.Callback):
+    """Raises again, at the next batch or epoch end, a Ctrl-C or SIGTERM that library code
+    swallowed (``pipeline.interrupts.raise_swallowed``): training stops as it was asked to."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupts.raise_swallowed()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupts.raise_swallowed()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        interrupts.raise_swallowed()
 
 
 class LastCheckpoint(keras.callbacks.Callback):

@@ -113,7 +113,7 @@ def run_chapter(config: RunConfig, verbose: int | str = "auto") -> ChapterResult
         print(f"steps: {', '.join(plan.steps)}; folder: {parent}")
     record = _open_record(parent, config, plan)
     results = []
-    with interrupts.sigterm_raises_terminated():  # SIGTERM stops like Ctrl-C
+    with interrupts.signals_stop():  # SIGTERM stops like Ctrl-C
         try:
             for step in (s for s in plan.steps if s != EVALUATE):
                 results.append(_train_step(step, parent, record, config, plan, manifest,

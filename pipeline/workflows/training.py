@@ -40,7 +40,11 @@ from pipeline.distribute import peer_failures
 from pipeline.errors import PipelineError
 from pipeline.models.classifier import active_jit_compile
 from pipeline.models.saving import load_model, save_model
-from pipeline.models.weight_averaging import averaged_weights, validation_callbacks
+from pipeline.models.weight_averaging import (
+    averaged_weights,
+    end_validation_swap,
+    validation_callbacks,
+)
 from pipeline.paths import disk_error
 from pipeline.plots.curves import plot_runs
 from pipeline.runs import (
@@ -55,7 +59,12 @@ from pipeline.runs import (
     Run,
 )
 from pipeline.strategies import active_distribution
-from pipeline.workflows.callbacks import LastCheckpoint, ScalarLogs, StopOnNonFinite
+from pipeline.workflows.callbacks import (
+    LastCheckpoint,
+    ScalarLogs,
+    StopOnNonFinite,
+    StopWhenSignalled,
+)
 from pipeline.workflows.options import TrainingOptions
 
 
@@ -228,7 +237,8 @@ def fit_into_run(
     writer = HistoryWriter(run, start.history)
     checkpoint = BestCheckpoint(run.file(BEST_MODEL))
     checkpoint.best, checkpoint.best_epoch = start.best_value, start.best_epoch
-    all_callbacks = [guard, writer, checkpoint, LastCheckpoint(run, guard, checkpoint),
+    all_callbacks = [StopWhenSignalled(), guard, writer, checkpoint,
+                     LastCheckpoint(run, guard, checkpoint),
                      ScalarLogs(run.file(LOGS)), *validation_callbacks(model), *(callbacks or [])]
     if early_stopping:
         all_callbacks.append(
@@ -243,7 +253,10 @@ def fit_into_run(
                           callbacks=all_callbacks, verbose=verbose,
                           shuffle=False,  # the training data reshuffles itself
                           initial_epoch=start.epoch)
+            interrupts.raise_swallowed()  # a stop lost in the last epoch's saves
         except KeyboardInterrupt as error:
+            interrupts.handled()
+            end_validation_swap(all_callbacks)
             stop, status = error, INTERRUPTED
             reason = f"stopped by {interrupts.describe(error)}"
         if guard.problem is not None:

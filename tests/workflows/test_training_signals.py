@@ -51,7 +51,7 @@ def _train_until_stopped(data: Path, models: Path, signum: int, epochs_first: in
         time.sleep(0.1)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
-    if process.returncode not in (130, 143):  # rare, unexplained so far: keep what it printed
+    if process.returncode not in (130, 143):  # keep what it printed (test_swallowed_signals)
         stderr += (f"\n[stdout, end]\n{stdout[-3000:]}\n[config.json]\n"
                    f"{config.read_text() if config.is_file() else '(none)'}")
     return process.returncode, stderr

@@ -103,6 +103,41 @@ def test_an_interrupted_run_continues_with_its_average(tmp_path):
         whole.read_history()["val_loss"], rel=1e-5)
 
 
+class _StopWhileValidating(keras.callbacks.Callback):
+    """Ctrl-C inside the validation pass of ``epoch`` (after the average was swapped in):
+    keeps the weights the model held then, which are the average it was validating."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch, self.current, self.validated = epoch, -1, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_test_batch_begin(self, batch, logs=None):
+        if self.current == self.epoch:
+            self.validated = [np.array(w) for w in self.model.get_weights()]
+            raise KeyboardInterrupt
+
+
+def test_a_stop_inside_validation_saves_the_average_and_keeps_the_raw_weights(tmp_path):
+    # Keras swaps the average in for validation and out after it; a stop in between must not
+    # leave the swap half done (final.keras would hold the raw weights, the optimizer the
+    # average where the raw weights belong).
+    stop = _StopWhileValidating(2)
+    model, run, outcome, _ = _fit(tmp_path, 0.9, callbacks=[stop])
+    assert outcome.interrupted and stop.validated is not None
+    saved = keras.saving.load_model(run.file(FINAL_MODEL)).get_weights()
+    for got, want in zip(saved, stop.validated, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    average = [keras.ops.convert_to_numpy(v)
+               for v in model.optimizer._model_variables_moving_average]
+    for got, want in zip(average, stop.validated, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)  # the average is in its place again
+    assert not all(np.allclose(a, b) for a, b in zip(model.get_weights(), stop.validated,
+                                                       strict=True))
+
+
 def test_averaged_weights_swaps_in_the_average_and_puts_the_raw_weights_back(tmp_path):
     model = _model(0.5)
     x, y = _arrays(0)

@@ -1,0 +1,99 @@
+"""A stop is not lost when library code swallows it.
+
+Keras' ``save_model`` chooses where to hold the weights it writes inside a bare ``except:``
+(falling back to memory), so a SIGTERM whose handler ran at that moment vanished: training
+carried on to its last epoch and the command exited 0. Here a real SIGTERM is sent to this
+process at exactly that moment (from inside ``is_memory_sufficient``, which Keras calls
+there), with the command line's signal handling in place.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras.src.saving import saving_lib
+
+from pipeline import interrupts
+from pipeline.models.classifier import compile_classifier
+from pipeline.runs import Run, RunRecord
+from pipeline.workflows.training import fit_into_run
+
+EPOCHS = 40
+
+
+def _signal_inside_keras_save(monkeypatch) -> list[int]:
+    """SIGTERM to this process the first time Keras decides where to write the weights."""
+    real, sent = saving_lib.is_memory_sufficient, []
+
+    def signalled(*args, **kwargs):
+        if not sent:
+            sent.append(signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(saving_lib, "is_memory_sufficient", signalled)
+    return sent
+
+
+def _train(tmp_path):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(64, 4)).astype("float32")
+    labels = (features[:, 0] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    compile_classifier(model, 2, "sgd", 0.1)
+    run = Run.create(tmp_path, "extract")
+    run.write_record(RunRecord("extract", "data", ["cat", "dog"], 4))
+    data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(16)
+    return run, fit_into_run(model, run, data, data, epochs=EPOCHS, verbose=0)
+
+
+def test_sigterm_swallowed_by_a_save_still_stops_training(tmp_path, monkeypatch):
+    sent = _signal_inside_keras_save(monkeypatch)
+    interrupts.take_deferred()
+    with interrupts.signals_stop():
+        run, outcome = _train(tmp_path)
+        deferred = interrupts.take_deferred()
+    assert sent, "Keras no longer asks is_memory_sufficient when it saves: move the signal"
+    assert outcome.interrupted and outcome.epochs_run <= 2, outcome
+    assert isinstance(deferred, interrupts.Terminated)
+    record = run.record()
+    assert record.status == "interrupted" and record.stop_reason == "stopped by SIGTERM"
+
+
+def test_a_swallowed_stop_is_raised_once_and_a_handled_one_not_at_all():
+    with interrupts.signals_stop():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a line for the handler to run before
+        except KeyboardInterrupt:
+            pass  # swallowed, as a bare ``except:`` would
+        with pytest.raises(interrupts.Terminated):
+            interrupts.raise_swallowed()
+        interrupts.raise_swallowed()  # once only
+
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C, caught where it is dealt with
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        interrupts.handled()
+        interrupts.raise_swallowed()  # nothing left
+
+
+def test_handlers_come_back_and_an_ignored_ctrl_c_stays_ignored():
+    before = signal.getsignal(signal.SIGTERM)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    try:
+        with interrupts.signals_stop():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not before
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with interrupts.signals_stop():
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
