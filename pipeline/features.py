@@ -325,7 +325,6 @@ def fill_from_model(
         seen = 0
         with naming_undecodable_images():  # a bad photo: its name, and no parts kept
             for inputs, targets in batches:
-                interrupts.raise_swallowed()  # a stop some library code swallowed
                 targets = np.asarray(targets)
                 first, seen = seen, seen + len(targets)
                 if seen <= writer.start:
@@ -349,6 +348,7 @@ def predict_batch(model: keras.Model, inputs: Any) -> Any:
     ``predict_on_batch`` would give every replica the whole batch; ``distributed_predict``
     splits it and puts the outputs back in input order.
     """
+    interrupts.raise_swallowed()  # every batch loop passes here: a stop no library may lose
     distribution = active_distribution()
     if distribution is None or distribution.replicas == 1:
         return model.predict_on_batch(inputs)
