@@ -12,9 +12,10 @@ stop here, and the command line raises it once the command has returned. A Pytho
 the run back, its record saying ``interrupted`` or ``failed``.
 
 A stop is also remembered when it arrives, because library code can swallow the exception:
-Keras' ``save_model`` wraps its temporary-file set-up in a bare ``except:`` (falling back to
-memory), so a signal landing there vanished and training ran on (measured: a rare ``exit 0``
-after SIGTERM). Long loops call ``raise_swallowed`` at safe points to stop all the same.
+Keras' ``save_model`` decides where to hold the weights it writes (a memory check, then
+memory or a temporary file) inside a bare ``except:``, so a signal landing there vanished and
+training ran on to its last epoch (seen as a rare ``exit 0`` after SIGTERM). Training and
+every batch loop call ``raise_swallowed`` at safe points, so such a stop still stops.
 """
 
 from __future__ import annotations
