@@ -34,6 +34,7 @@ import keras
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from pipeline import interrupts
 from pipeline.atomic import write_json
 from pipeline.errors import PipelineError
 from pipeline.features import FolderPerKey, predict_batch
@@ -119,7 +120,10 @@ class ViewCache(FolderPerKey):
                 continue
             if verbose:
                 print(f"augmented view {view + 1}/{views} of {count} images -> {key.layer}")
-            _write_view(folder / _view_file(view), shape, lambda out, v=view: compute(v, out))
+            with interrupts.saying_what_is_kept(
+                    lambda: f"{len(present)} of {views} views kept in {folder}"):
+                _write_view(folder / _view_file(view), shape,
+                            lambda out, v=view: compute(v, out))
             present.add(view)
             computed += 1
             self._write_metadata(folder, key, shape, present)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import interrupts
 from pipeline.atomic import remove_path, write_json
 from pipeline.errors import PipelineError
 from pipeline.npy_files import NpyAppender
@@ -64,6 +65,7 @@ class PartWriter:
 
     def __init__(self, folder: Path, plan: dict[str, Any], start: int) -> None:
         self.folder, self.plan, self.start = folder, plan, start
+        self.kept = start  # rows safely on disk: what a stop now would keep
         self.count = int(plan["count"])
         self.part_rows = int(plan["part_rows"])
         self.features = NpyAppender(folder / "features.npy", (self.count, *plan["feature_shape"]),
@@ -74,6 +76,11 @@ class PartWriter:
     @property
     def rows(self) -> int:
         return self.features.rows
+
+    def saying_what_a_stop_keeps(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, a Ctrl-C or SIGTERM says how many rows are kept, and where."""
+        return interrupts.saying_what_is_kept(
+            lambda: f"features of {self.kept} of {self.count} images kept in {self.folder}")
 
     def append(self, features: np.ndarray, labels: np.ndarray) -> None:
         """Write a batch of rows after those already written."""
@@ -96,6 +103,7 @@ class PartWriter:
         self.features.sync()
         self.labels.sync()
         write_json(self.folder / PROGRESS_FILE, {"plan": self.plan, "rows": self.rows})
+        self.kept = self.rows
 
     def finish(self) -> dict[str, str]:
         """Close both files; their sha256 by file name. Raises if rows are missing."""

@@ -189,7 +189,8 @@ class FeatureCache(FolderPerKey):
                 writer = PartWriter(work, plan, feature_parts.resume_point(work, plan))
                 try:
                     start = time.perf_counter()
-                    fill(writer)
+                    with writer.saying_what_a_stop_keeps():
+                        fill(writer)
                     seconds = time.perf_counter() - start
                     checksums = writer.finish()
                 finally:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 SIGINT_STATUS = 128 + signal.SIGINT  # 130, as a shell reports a process ended by Ctrl-C
 SIGTERM_STATUS = 128 + signal.SIGTERM  # 143
@@ -87,6 +88,18 @@ def raise_swallowed() -> None:
         stop = _received[0]
         _received.clear()
         raise type(stop)()
+
+
+@contextlib.contextmanager
+def saying_what_is_kept(kept: Callable[[], str]) -> Iterator[None]:
+    """On a stop inside the block, say on stderr what is kept (``kept()``, e.g. "2 of 8 views
+    kept in ...") and that the same command goes on from there; the stop then carries on."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        print(f"\nInterrupted ({describe(stop)}): {kept()}; the same command continues from "
+              "there.", file=sys.stderr)
+        raise
 
 
 _deferred: list[BaseException] = []

@@ -86,7 +86,7 @@ def test_a_view_is_the_same_whenever_it_is_computed(tmp_path):
     np.testing.assert_allclose(two.views[1], one.views[1], rtol=1e-6)
 
 
-def test_an_interrupted_computation_keeps_finished_views_and_resumes(tmp_path):
+def test_an_interrupted_computation_keeps_finished_views_and_resumes(tmp_path, capsys):
     calls: list[int] = []
     cache, key, labels, shape, compute, _, _ = _setup(tmp_path, calls)
 
@@ -101,6 +101,8 @@ def test_an_interrupted_computation_keeps_finished_views_and_resumes(tmp_path):
                      verbose=0)
     folder = cache.folder(key)
     assert sorted(p.name for p in folder.glob("view-*.npy")) == ["view-000.npy", "view-001.npy"]
+    assert (f"Interrupted (Ctrl-C): 2 of 4 views kept in {folder}; the same command continues"
+            in capsys.readouterr().err)
     assert not list(folder.glob(".*.tmp"))
     calls.clear()
     resumed = cache.ensure(key, 4, labels=labels, feature_shape=shape, compute=compute, verbose=0)

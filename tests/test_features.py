@@ -129,6 +129,33 @@ def test_a_failed_computation_publishes_no_entry(tmp_path):
     assert cache.load(KEY) is None
 
 
+def test_a_stop_says_how_many_rows_are_kept_and_the_next_run_goes_on_from_there(
+        tmp_path, capsys):
+    cache = FeatureCache(tmp_path)
+    rows = np.arange(600, dtype="float32").reshape(600, 1)  # parts of 512 rows at this size
+    seen: list[int] = []
+
+    def stop_after_a_part(writer):
+        seen.append(writer.start)
+        writer.append(rows[writer.start:520], rows[writer.start:520])
+        if writer.start == 0:
+            raise KeyboardInterrupt  # 520 appended, one part of 512 safely on disk
+        writer.append(rows[520:], rows[520:])
+
+    def get():
+        return cache.get(KEY, count=600, feature_shape=(1,), label_shape=(1,),
+                         label_dtype="float32", fill=stop_after_a_part)
+
+    with pytest.raises(KeyboardInterrupt):
+        get()
+    err = capsys.readouterr().err
+    assert "Interrupted (Ctrl-C): features of 512 of 600 images kept in" in err
+    assert "the same command continues from there" in err
+    made = get()
+    assert seen == [0, 512]
+    np.testing.assert_array_equal(np.asarray(made.features), rows)
+
+
 def test_fill_from_model_streams_batches_and_checks_the_count(tmp_path):
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
