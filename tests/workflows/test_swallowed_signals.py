@@ -16,8 +16,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 from keras.src.saving import saving_lib
 
+import cli
 from pipeline import interrupts
 from pipeline.models.classifier import compile_classifier
 from pipeline.runs import Run, RunRecord
@@ -97,3 +99,24 @@ def test_handlers_come_back_and_an_ignored_ctrl_c_stays_ignored():
     with interrupts.signals_stop():
         assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_cli_exits_143_for_a_stop_swallowed_after_training(synthetic_dataset, tmp_path,
+                                                                monkeypatch):
+    # One epoch saves best.keras, last.keras, then final.keras after training: the signal
+    # comes in the third save, when no batch loop is left to raise it again.
+    real, calls = saving_lib.is_memory_sufficient, []
+
+    def third_save_signalled(model):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(model)
+
+    monkeypatch.setattr(saving_lib, "is_memory_sufficient", third_save_signalled)
+    result = CliRunner().invoke(cli.main, [
+        "train", "--data", str(synthetic_dataset), "--models-dir", str(tmp_path),
+        "--image-size", "48", "--batch-size", "16", "--epochs", "1", "--run-name", "one"])
+    assert len(calls) >= 3
+    assert Run.open(tmp_path / "one", warn=False).record().status == "completed"
+    assert result.exit_code == 143 and "terminated" in result.stderr, result.output
