@@ -120,3 +120,25 @@ def test_the_cli_exits_143_for_a_stop_swallowed_after_training(synthetic_dataset
     assert len(calls) >= 3
     assert Run.open(tmp_path / "one", warn=False).record().status == "completed"
     assert result.exit_code == 143 and "terminated" in result.stderr, result.output
+
+
+def test_feature_extraction_stops_at_the_next_batch_after_a_swallowed_stop(tmp_path, capsys):
+    from pipeline.features import FeatureCache, FeatureKey, fill_from_model
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    x = np.zeros((6, 3), "float32")
+    batches = [(x[i:i + 2], np.zeros((2, 1), "float32")) for i in range(0, 6, 2)]
+    key = FeatureKey(base="dense", layer="dense", weights="w" * 64, image_size=3,
+                     preprocessing="none", dataset="d" * 64, split="train")
+    with interrupts.signals_stop():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a line for the handler to run before
+        except KeyboardInterrupt:
+            pass  # swallowed, as a bare ``except:`` would
+        with pytest.raises(interrupts.Terminated):
+            FeatureCache(tmp_path).write(key, count=6, feature_shape=(2,), label_shape=(1,),
+                                         label_dtype="float32",
+                                         fill=fill_from_model(model, batches, verbose=0))
+    assert "Interrupted (SIGTERM): features of 0 of 6 images kept" in capsys.readouterr().err
