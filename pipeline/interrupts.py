@@ -59,9 +59,11 @@ def signals_stop() -> Iterator[None]:
     each is remembered until handled (main thread only; the previous handlers come back after).
 
     A SIGINT that was ignored when the process started (``nohup``, a background job) stays
-    ignored.
+    ignored. Nested in another (the command line around ``run_chapter``), it leaves the outer
+    one in charge, so a stop remembered inside is still there after it.
     """
-    if threading.current_thread() is not threading.main_thread():
+    nested = signal.getsignal(signal.SIGTERM) is _raise_stop
+    if nested or threading.current_thread() is not threading.main_thread():
         yield
         return
     _received.clear()

@@ -98,6 +98,15 @@ def test_handlers_come_back_and_an_ignored_ctrl_c_stays_ignored():
     assert signal.getsignal(signal.SIGTERM) is before
     with interrupts.signals_stop():
         assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        with interrupts.signals_stop():  # nested (the CLI around ``run``): the outer one rules
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            except KeyboardInterrupt:
+                pass  # swallowed
+        assert signal.getsignal(signal.SIGTERM) is not before
+        with pytest.raises(interrupts.Terminated):  # still remembered after the inner one
+            interrupts.raise_swallowed()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
