@@ -90,6 +90,8 @@ def test_user_mistakes_are_one_line_errors_with_exit_status_2(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
     assert "data prepare" in result.stderr
+    # The hint names another command's option as that command takes it, not as a field.
+    assert "--source" in result.stderr and "`source`" not in result.stderr
     result = CliRunner().invoke(cli.main, ["plot", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.stderr
 

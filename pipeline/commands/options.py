@@ -61,7 +61,8 @@ class Commands(click.Group):
                 return result
         except PipelineError as error:
             command = self.commands.get(ctx.invoked_subcommand or "")
-            flags = {p.name: flag_of(p) for p in (command.params if command else [])}
+            flags = {**_every_flag(ctx.find_root().command),  # a hint naming another command's
+                     **{p.name: flag_of(p) for p in (command.params if command else [])}}
             text = FIELD.sub(lambda m: flags.get(m.group(1), m.group(0)), str(error))
             click.secho(f"error: {text}", fg="red", err=True)
             sys.exit(2)
@@ -69,6 +70,15 @@ class Commands(click.Group):
             click.echo("terminated" if isinstance(stop, interrupts.Terminated) else "interrupted",
                        err=True)
             sys.exit(interrupts.exit_status(stop))
+
+
+def _every_flag(command: click.Command) -> dict[str, str]:
+    """Field name -> flag over every command under ``command``, for a message that points at
+    another command (``data prepare`` with ``source``, seen from ``extract``)."""
+    flags = {p.name: flag_of(p) for p in command.params if isinstance(p, click.Option)}
+    for sub in getattr(command, "commands", {}).values():
+        flags.update(_every_flag(sub))
+    return flags
 
 
 @contextlib.contextmanager
