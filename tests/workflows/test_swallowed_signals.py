@@ -9,6 +9,7 @@ there), with the command line's signal handling in place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -28,18 +29,31 @@ from pipeline.workflows.training import fit_into_run
 EPOCHS = 40
 
 
-def _signal_inside_keras_save(monkeypatch) -> list[int]:
-    """SIGTERM to this process the first time Keras decides where to write the weights."""
-    real, sent = saving_lib.is_memory_sufficient, []
+def _signal_inside_keras_save(monkeypatch, on_save: int = 1) -> list[int]:
+    """SIGTERM to this process when Keras decides where to write the weights, in its
+    ``on_save``-th save; returns the saves seen so far (a list that grows)."""
+    real, saves = saving_lib.is_memory_sufficient, []
 
     def signalled(*args, **kwargs):
-        if not sent:
-            sent.append(signal.SIGTERM)
+        saves.append(1)
+        if len(saves) == on_save:
             os.kill(os.getpid(), signal.SIGTERM)  # its handler runs before the next line
         return real(*args, **kwargs)
 
     monkeypatch.setattr(saving_lib, "is_memory_sufficient", signalled)
-    return sent
+    return saves
+
+
+def _signal(signum: int) -> None:
+    """Send ``signum`` to this process and let its handler run (it raises, inside signals_stop)."""
+    os.kill(os.getpid(), signum)
+    signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a line for the handler to run before
+
+
+def _signal_swallowed(signum: int = signal.SIGTERM) -> None:
+    """``_signal``, its exception swallowed as a library's bare ``except:`` would."""
+    with contextlib.suppress(KeyboardInterrupt):
+        _signal(signum)
 
 
 def _train(tmp_path):
@@ -56,12 +70,12 @@ def _train(tmp_path):
 
 
 def test_sigterm_swallowed_by_a_save_still_stops_training(tmp_path, monkeypatch):
-    sent = _signal_inside_keras_save(monkeypatch)
+    saves = _signal_inside_keras_save(monkeypatch)
     interrupts.take_deferred()
     with interrupts.signals_stop():
         run, outcome = _train(tmp_path)
         deferred = interrupts.take_deferred()
-    assert sent, "Keras no longer asks is_memory_sufficient when it saves: move the signal"
+    assert saves, "Keras no longer asks is_memory_sufficient when it saves: move the signal"
     assert outcome.interrupted and outcome.epochs_run <= 2, outcome
     assert isinstance(deferred, interrupts.Terminated)
     record = run.record()
@@ -70,18 +84,13 @@ def test_sigterm_swallowed_by_a_save_still_stops_training(tmp_path, monkeypatch)
 
 def test_a_swallowed_stop_is_raised_once_and_a_handled_one_not_at_all():
     with interrupts.signals_stop():
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a line for the handler to run before
-        except KeyboardInterrupt:
-            pass  # swallowed, as a bare ``except:`` would
+        _signal_swallowed()
         with pytest.raises(interrupts.Terminated):
             interrupts.raise_swallowed()
         interrupts.raise_swallowed()  # once only
 
         with pytest.raises(KeyboardInterrupt):  # Ctrl-C, caught where it is dealt with
-            os.kill(os.getpid(), signal.SIGINT)
-            signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            _signal(signal.SIGINT)
         interrupts.handled()
         interrupts.raise_swallowed()  # nothing left
 
@@ -99,11 +108,7 @@ def test_handlers_come_back_and_an_ignored_ctrl_c_stays_ignored():
     with interrupts.signals_stop():
         assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
         with interrupts.signals_stop():  # nested (the CLI around ``run``): the outer one rules
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-                signal.pthread_sigmask(signal.SIG_BLOCK, [])
-            except KeyboardInterrupt:
-                pass  # swallowed
+            _signal_swallowed()
         assert signal.getsignal(signal.SIGTERM) is not before
         with pytest.raises(interrupts.Terminated):  # still remembered after the inner one
             interrupts.raise_swallowed()
@@ -114,19 +119,11 @@ def test_the_cli_exits_143_for_a_stop_swallowed_after_training(synthetic_dataset
                                                                 monkeypatch):
     # One epoch saves best.keras, last.keras, then final.keras after training: the signal
     # comes in the third save, when no batch loop is left to raise it again.
-    real, calls = saving_lib.is_memory_sufficient, []
-
-    def third_save_signalled(model):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(model)
-
-    monkeypatch.setattr(saving_lib, "is_memory_sufficient", third_save_signalled)
+    saves = _signal_inside_keras_save(monkeypatch, on_save=3)
     result = CliRunner().invoke(cli.main, [
         "train", "--data", str(synthetic_dataset), "--models-dir", str(tmp_path),
         "--image-size", "48", "--batch-size", "16", "--epochs", "1", "--run-name", "one"])
-    assert len(calls) >= 3
+    assert len(saves) >= 3
     assert Run.open(tmp_path / "one", warn=False).record().status == "completed"
     assert result.exit_code == 143 and "terminated" in result.stderr, result.output
 
@@ -141,11 +138,7 @@ def test_feature_extraction_stops_at_the_next_batch_after_a_swallowed_stop(tmp_p
     key = FeatureKey(base="dense", layer="dense", weights="w" * 64, image_size=3,
                      preprocessing="none", dataset="d" * 64, split="train")
     with interrupts.signals_stop():
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a line for the handler to run before
-        except KeyboardInterrupt:
-            pass  # swallowed, as a bare ``except:`` would
+        _signal_swallowed()
         with pytest.raises(interrupts.Terminated):
             FeatureCache(tmp_path).write(key, count=6, feature_shape=(2,), label_shape=(1,),
                                          label_dtype="float32",
