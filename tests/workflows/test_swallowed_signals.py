@@ -144,3 +144,24 @@ def test_feature_extraction_stops_at_the_next_batch_after_a_swallowed_stop(tmp_p
                                          label_dtype="float32",
                                          fill=fill_from_model(model, batches, verbose=0))
     assert "Interrupted (SIGTERM): features of 0 of 6 images kept" in capsys.readouterr().err
+
+
+def test_a_run_stopped_after_its_last_epoch_completes_when_given_again(synthetic_dataset,
+                                                                       tmp_path, monkeypatch):
+    # The signal comes in the last epoch's first save (best.keras): every epoch is done but
+    # the run is marked interrupted. The same command again completes it without training.
+    _signal_inside_keras_save(monkeypatch, on_save=1)
+    command = ["train", "--data", str(synthetic_dataset), "--models-dir", str(tmp_path),
+               "--image-size", "48", "--batch-size", "16", "--epochs", "1", "--run-name", "one"]
+    first = CliRunner().invoke(cli.main, command)
+    run = Run.open(tmp_path / "one", warn=False)
+    assert first.exit_code == 143, first.output
+    assert run.record().status == "interrupted" and run.record().last_epoch == 1
+    monkeypatch.undo()
+    again = CliRunner().invoke(cli.main, command)
+    assert again.exit_code == 0, again.output
+    record = Run.open(tmp_path / "one", warn=False).record()
+    assert record.status == "completed" and record.epochs_run == 1, record
+    assert len(run.read_history()["loss"]) == 1
+    assert "validation" in run.read_metrics()  # evaluated, as a completed run is
+    assert not (run.path / "last.keras").exists()  # nothing left to continue
