@@ -41,6 +41,7 @@ def test_choice_lists_are_the_registries():
     assert _choices("extract", "base") == tuple(BASES)
     assert _choices("extract", "head") == tuple(HEADS)
     assert _choices("extract", "preprocessing") == tuple(MODES)
+    assert _choices("train", "architecture") == ("convnet", "mini_xception")
     for command in ("train", "extract", "finetune"):
         assert _choices(command, "optimizer") == OPTIMIZERS
         assert _choices(command, "precision") == PRECISIONS

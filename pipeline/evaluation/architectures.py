@@ -1,9 +1,10 @@
 """Find a model to inspect: a run folder, a ``.keras`` file, or an architecture by name.
 
 Names are the ``keras.applications`` models (``vgg16``, ``resnet50``, ``mobilenet_v2``,
-``xception``, ``efficientnet_b0`` ...; case, ``-`` and ``_`` do not matter) plus ``scratch``,
-this project's small convnet. They are built with random weights (``weights=None``):
-nothing is downloaded, and shapes and counts do not depend on the weights.
+``xception``, ``efficientnet_b0`` ...; case, ``-`` and ``_`` do not matter) plus this
+project's from-scratch convnets, ``scratch`` (or ``convnet``) and ``mini_xception``. They are
+built with random weights (``weights=None``): nothing is downloaded, and shapes and counts do
+not depend on the weights.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ _NATIVE_SIZES = {
     "efficientnetb1": 240, "efficientnetb2": 260, "efficientnetb3": 300, "efficientnetb4": 380,
     "efficientnetb5": 456, "efficientnetb6": 528, "efficientnetb7": 600,
     "efficientnetv2s": 384, "efficientnetv2m": 480, "efficientnetv2l": 480, "scratch": 150,
+    "convnet": 150, "minixception": 180,
 }
+_SCRATCH = {"scratch": "convnet", "convnet": "convnet", "minixception": "mini_xception"}
 
 
 def _key(name: str) -> str:
@@ -45,15 +48,16 @@ def native_image_size(name: str) -> int:
 def build_named_model(name: str, image_size: int | None = None, include_top: bool = False):
     """Build an architecture by name with random weights at ``image_size`` (default: native)."""
     size = image_size or native_image_size(name)
-    if _key(name) == "scratch":
+    if _key(name) in _SCRATCH:
         from pipeline.models.scratch import build_scratch_convnet
 
-        return build_scratch_convnet(size, 2)
+        return build_scratch_convnet(size, 2, architecture_name=_SCRATCH[_key(name)])
     constructors = application_names()
     if _key(name) not in constructors:
         raise PipelineError(
             f"{name!r} is not a run folder, a .keras file or a model name (vgg16, resnet50, "
-            "mobilenet_v2, xception, efficientnet_b0, scratch, or any keras.applications model)"
+            "mobilenet_v2, xception, efficientnet_b0, scratch, mini_xception, or any "
+            "keras.applications model)"
         )
     constructor = getattr(keras.applications, constructors[_key(name)])
     try:

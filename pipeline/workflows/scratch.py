@@ -1,4 +1,5 @@
-"""Train the classic small convnet from scratch on a prepared dataset.
+"""Train a small convnet from scratch on a prepared dataset (the book's two: see
+``pipeline.models.scratch``).
 
 Read top to bottom: load the splits, build augmentation (optional), build the
 convnet, train into a run directory, evaluate the best checkpoint, plot the curves.
@@ -8,6 +9,7 @@ Python users call ``train_scratch(ScratchConfig(...))`` with the same options as
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from pipeline.data.augment import AugmentConfig
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
-from pipeline.models.scratch import build_scratch_convnet
+from pipeline.models.scratch import architecture, build_scratch_convnet
 from pipeline.runs import SCRATCH, Run, RunRecord
 from pipeline.workflows.config import config_to_dict, seed_everything
 from pipeline.workflows.context import training_context
@@ -36,7 +38,8 @@ class ScratchConfig:
     data_dir: Path = Path("data/cats_and_dogs_small")
     models_dir: Path = Path("models")
     run_name: str | None = None
-    image_size: int = 150
+    architecture: str = "convnet"
+    image_size: int | None = None  # the architecture's own (150 or 180, the book's)
     augment: bool = False
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     dropout: float = 0.0
@@ -49,6 +52,8 @@ def train_scratch(config: ScratchConfig, verbose: int | str = "auto") -> Run:
     """Train, save and evaluate a from-scratch convnet; returns its run."""
     options = config.training
     options.validate()
+    chosen = architecture(config.architecture)
+    config = dataclasses.replace(config, image_size=config.image_size or chosen.image_size)
     if not 0 <= config.dropout < 1:  # NaN fails both comparisons
         raise PipelineError(f"`dropout` must be in [0, 1), got {config.dropout}")
     if not 0 <= config.l2 < math.inf:
@@ -79,7 +84,8 @@ def _train(config: ScratchConfig, policy: str, verbose: int | str) -> Run:
             if verbose:
                 print("augmentation: in the tf.data pipeline (faster than in the model here)")
 
-    model = build_scratch_convnet(config.image_size, train.num_classes, dropout=config.dropout,
+    model = build_scratch_convnet(config.image_size, train.num_classes,
+                                  architecture_name=config.architecture, dropout=config.dropout,
                                   l2=config.l2, augmentation=augmentation)
     compile_classifier(model, train.num_classes, options.optimizer, options.learning_rate,
                        ema_momentum=options.ema_momentum)

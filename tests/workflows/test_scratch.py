@@ -159,3 +159,17 @@ def test_bad_options_are_clear_errors(synthetic_dataset, tmp_path):
     with pytest.raises(PipelineError, match="data prepare"):
         train_scratch(ScratchConfig(data_dir=tmp_path / "none", models_dir=tmp_path))
     assert not any(tmp_path.glob("scratch-*")), "no run folder is left behind by a bad option"
+
+
+def test_mini_xception_trains_at_its_own_size_and_is_recorded(synthetic_dataset, tmp_path):
+    config = ScratchConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+                           architecture="mini_xception", run_name="mini",
+                           training=TrainingOptions(batch_size=8, epochs=1, learning_rate=1e-3))
+    run = train_scratch(config, verbose=0)
+    record = run.record()
+    assert record.status == "completed" and record.image_size == 180  # the book's size
+    assert record.config["architecture"] == "mini_xception"
+    assert record.config["image_size"] == 180  # resolved, so a continued run builds the same
+    model = load_model(run.file("best.keras"))
+    assert model.name == "scratch_mini_xception" and model.input_shape == (None, 180, 180, 3)
+    assert "validation" in run.read_metrics()
