@@ -89,7 +89,7 @@ def main(verbose: bool) -> None:
            help="convnet: the book's first-edition small convnet (32-64-128-128 conv, Dense "
                 "512; 150 px); mini_xception: its second edition's (residual blocks of "
                 "separable convolutions with batch normalization, global average pooling; "
-                "180 px), far better from scratch."),
+                "180 px)."),
     option("--augment", is_flag=True, help="Augment the training images (options below)."),
     option("--dropout", default=0.0,
            help="Dropout rate before the dense layers (convnet: before Dense 512; "

@@ -4,9 +4,9 @@
   The classic baseline, 150 px.
 - ``mini_xception``: the second edition's answer to the same task (9.3): residual blocks of
   depthwise separable convolutions with batch normalization, global average pooling, 180 px.
-  Fewer parameters and much better from scratch: separable convolutions assume channels and
-  space can be learned apart, which suits small data; batch normalization and the residual
-  shortcuts keep a deeper stack trainable.
+  A fifth of the parameters: separable convolutions assume channels and space can be learned
+  apart, which suits small data; batch normalization and the residual shortcuts keep a
+  deeper stack trainable.
 
 Both take raw RGB images (0..255): ``augmentation`` runs first (training only), then
 rescaling to 0..1. ``dropout`` goes before the dense layers, ``l2`` is a weight penalty on
