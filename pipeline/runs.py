@@ -371,8 +371,13 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _continued(old: RunRecord, new: RunRecord) -> RunRecord:
-    """``new`` as the continuation of ``old``: same options (but epochs), history kept."""
-    if old.status not in (*RESUMABLE, RUNNING) or old.process == new.process:
+    """``new`` as the continuation of ``old``: same options (but epochs), history kept.
+
+    An interrupted or failed run is continued whichever process stopped it: in a notebook,
+    the same kernel gives the same ``run_name`` again after Ctrl-C. A running one only when
+    its process is another (that one died); in this process it is an update while training.
+    """
+    if old.status not in RESUMABLE and (old.status != RUNNING or old.process == new.process):
         return new  # an update while this process trains it, not a fresh start
     before, now = _flat(old.config), _flat(new.config)
     for key in sorted(set(before) | set(now)):

@@ -125,6 +125,22 @@ def test_ctrl_c_keeps_what_was_saved(synthetic_dataset, tmp_path):
     assert run.file("final.keras").is_file() and run.file("best.keras").is_file()
 
 
+def test_the_same_process_continues_a_run_it_interrupted(synthetic_dataset, tmp_path):
+    # A notebook: Ctrl-C in a cell, then the same cell again, in the same kernel.
+    train = load_split(synthetic_dataset, "train", 48, 8)
+    validation = load_split(synthetic_dataset, "validation", 48, 8)
+    record = RunRecord("scratch", str(synthetic_dataset), ["cat", "dog"], 48)
+    for callbacks in ([_StopAtEpoch()], []):
+        model = compile_classifier(build_scratch_convnet(48, 2), 2, "rmsprop", 1e-4)
+        run = Run.create(tmp_path, "scratch", "notebook")
+        run.write_record(record)
+        outcome = fit_into_run(model, run, train.dataset, validation.dataset, epochs=4,
+                               callbacks=callbacks, verbose=0)
+    assert not outcome.interrupted and outcome.epochs_run == 4, outcome
+    assert run.record().status == "completed" and len(run.record().resumed) == 1
+    assert len(run.read_history()["loss"]) == 4  # 2 epochs, then 2 more: not 4 afresh
+
+
 def _best_epoch(checkpoint: BestCheckpoint, model, values: list[float]) -> int | None:
     checkpoint.set_model(model)
     checkpoint.on_train_begin()
