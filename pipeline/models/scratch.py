@@ -10,7 +10,7 @@
 
 Both take raw RGB images (0..255): ``augmentation`` runs first (training only), then
 rescaling to 0..1. ``dropout`` goes before the dense layers, ``l2`` is a weight penalty on
-every convolution and dense kernel.
+the kernels of every layer but the output.
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ class Architecture:
     """A from-scratch convnet: its layers, the book's image size and the smallest it takes."""
 
     name: str
-    description: str
     image_size: int
     smallest_size: int
     features: Callable
@@ -84,17 +83,14 @@ class Architecture:
 
 
 ARCHITECTURES = {
-    "convnet": Architecture(
-        "convnet", "the first edition's small convnet (32-64-128-128 conv, Dense 512)",
-        150, smallest_image_size(), _features_convnet, _dense_convnet),
-    "mini_xception": Architecture(
-        "mini_xception", "the second edition's mini Xception (residual separable "
-        "convolutions, batch normalization, global average pooling)",
-        180, 5, _features_mini_xception),
+    "convnet": Architecture("convnet", 150, smallest_image_size(), _features_convnet,
+                            _dense_convnet),
+    "mini_xception": Architecture("mini_xception", 180, 5, _features_mini_xception),
 }
 
 
 def architecture(name: str) -> Architecture:
+    """The architecture called ``name``; a one-line error naming the choices otherwise."""
     if name not in ARCHITECTURES:
         raise PipelineError(f"`architecture` {name!r}: choose one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[name]

@@ -47,7 +47,7 @@ def test_mini_xception_is_the_second_editions_shape():
         == 721_857
 
 
-def test_mini_xception_penalises_every_kernel_and_refuses_too_small_images():
+def test_mini_xception_penalises_its_kernels_and_refuses_too_small_images():
     model = build_scratch_convnet(32, 3, architecture_name="mini_xception", l2=1e-4)
     layer = model.get_layer("block3_sepconv2")
     assert layer.depthwise_regularizer is not None and layer.pointwise_regularizer is not None

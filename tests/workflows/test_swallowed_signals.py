@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -27,6 +30,7 @@ from pipeline.runs import Run, RunRecord
 from pipeline.workflows.training import fit_into_run
 
 EPOCHS = 40
+REPO = Path(cli.__file__).resolve().parent
 
 
 def _signal_inside_keras_save(monkeypatch, on_save: int = 1) -> list[int]:
@@ -158,8 +162,10 @@ def test_a_run_stopped_after_its_last_epoch_completes_when_given_again(synthetic
     assert first.exit_code == 143, first.output
     assert run.record().status == "interrupted" and run.record().last_epoch == 1
     monkeypatch.undo()
-    again = CliRunner().invoke(cli.main, command)
-    assert again.exit_code == 0, again.output
+    again = subprocess.run([sys.executable, "cli.py", *command], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)  # a new process: a rerun, not an update
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "after epoch 1" in again.stdout  # continued, not trained afresh
     record = Run.open(tmp_path / "one", warn=False).record()
     assert record.status == "completed" and record.epochs_run == 1, record
     assert len(run.read_history()["loss"]) == 1
