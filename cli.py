@@ -59,7 +59,7 @@ def main(verbose: bool) -> None:
     A typical session, step by step:
       python cli.py data prepare --source ~/Downloads/train
       python cli.py train --augment --dropout 0.5 --epochs 100   # from scratch
-      python cli.py train --architecture mini_xception --augment --dropout 0.5
+      python cli.py train --architecture mini_xception --augment --dropout 0.5 --lr 1e-3
       python cli.py plot models/<run>                            # where does it overfit?
       python cli.py extract                                      # pretrained VGG16 features
       python cli.py finetune models/<extract-run>                # unfreeze block5
@@ -89,7 +89,7 @@ def main(verbose: bool) -> None:
            help="convnet: the book's first-edition small convnet (32-64-128-128 conv, Dense "
                 "512; 150 px); mini_xception: its second edition's (residual blocks of "
                 "separable convolutions with batch normalization, global average pooling; "
-                "180 px)."),
+                "180 px; the book trains it with --lr 1e-3)."),
     option("--augment", is_flag=True, help="Augment the training images (options below)."),
     option("--dropout", default=0.0,
            help="Dropout rate before the dense layers (convnet: before Dense 512; "
