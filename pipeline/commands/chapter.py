@@ -87,9 +87,14 @@ def _presets_help() -> str:
                 "preset's, else the rule of thumb's)."),
     option("--base", default=None, type=RegistryChoice("pipeline.models.bases:BASES"),
            help="Conv base of the transfer steps (default: the preset's, else vgg16)."),
+    option("--architecture", default="convnet",
+           type=RegistryChoice("pipeline.models.scratch:ARCHITECTURES"),
+           help="Model of the from-scratch steps, as for `train`: convnet (the book's first "
+                "edition, 150 px) or mini_xception (its second, 180 px)."),
     option("--weights", default="auto", help="Conv base weights, as for `extract`."),
     option("--image-size", type=int, default=None,
-           help="Image size (default: the preset's, else the base's own; scratch: 150)."),
+           help="Image size (default: the preset's, else the base's own; the scratch steps: "
+                "their architecture's own)."),
     option("--epochs", type=StepEpochs(), default={}, show_default=False,
            help="Epochs of every training step (5) or of some (extract=10,finetune=3); "
                 "default: the preset's, else each workflow's."),

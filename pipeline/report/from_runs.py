@@ -108,11 +108,19 @@ def summary_from_run(
 
 
 def strategy_kind(record: RunRecord) -> str:
-    """The report's strategy: the run's kind, ``-augment`` when it trained on augmented images."""
-    augmented = bool(record.config.get("augment"))
-    if record.kind in (SCRATCH, EXTRACT) and augmented:
-        return f"{record.kind}-augment"
-    return record.kind
+    """The report's strategy: the run's kind, ``-augment`` when it trained on augmented images.
+
+    A from-scratch model other than the book's first-edition convnet is named, e.g.
+    ``scratch-augment (mini_xception)``: the book's reference numbers are that convnet's, so
+    such a row gets none rather than another model's.
+    """
+    kind = record.kind
+    if kind in (SCRATCH, EXTRACT) and record.config.get("augment"):
+        kind = f"{kind}-augment"
+    architecture = record.config.get("architecture", "convnet")
+    if record.kind == SCRATCH and architecture != "convnet":
+        kind = f"{kind} ({architecture})"
+    return kind
 
 
 def recorded_seconds(record: RunRecord) -> float:

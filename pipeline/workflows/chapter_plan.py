@@ -40,6 +40,7 @@ class RunConfig:
     preset: str | None = None
     steps: tuple[str, ...] = ()
     base: str | None = None
+    architecture: str = "convnet"  # the from-scratch steps' model (pipeline.models.scratch)
     weights: str = "auto"
     image_size: int | None = None
     epochs: dict[str, int] = field(default_factory=dict)  # per training step
@@ -86,6 +87,9 @@ def check_config(config: RunConfig) -> None:
                                 f"{', '.join(TRAINING_STEPS)}")
         if epochs < 1:
             raise PipelineError(f"`epochs` of {step} must be at least 1, got {epochs}")
+    from pipeline.models.scratch import architecture  # loads Keras, as every step will
+
+    architecture(config.architecture)
     if config.views is not None and config.views < 0:
         raise PipelineError(f"`views` must be 0 or more, got {config.views}")
     # The options every step shares are checked as the steps will take them.

@@ -63,7 +63,6 @@ __all__ = [
 
 EVALUATION_SPLIT = "test"
 AUGMENTED_DROPOUT = 0.5  # the book's dropout for the augmented scratch convnet
-SCRATCH_IMAGE_SIZE = 150  # the book's; a preset's size is its conv base's, not the convnet's
 
 
 @dataclass(frozen=True)
@@ -177,6 +176,7 @@ def _open_record(parent: Path, config: RunConfig, plan: Plan) -> ChapterRecord:
 
 def step_config(step: str, parent: Path, config: RunConfig, plan: Plan):
     """The workflow config that trains ``step`` into ``parent/<step>``."""
+    from pipeline.models.scratch import architecture
     from pipeline.workflows.extract import ExtractConfig
     from pipeline.workflows.finetune import FinetuneConfig
     from pipeline.workflows.scratch import ScratchConfig
@@ -192,9 +192,11 @@ def step_config(step: str, parent: Path, config: RunConfig, plan: Plan):
     common = dict(models_dir=parent, run_name=step, training=training)
     features_dir = Path(config.models_dir) / "features"  # one cache for every run folder
     if step in (SCRATCH, SCRATCH_AUGMENT):
+        # A preset's size is its conv base's: the scratch model keeps its own unless given.
         augment = step == SCRATCH_AUGMENT
-        return ScratchConfig(data_dir=Path(config.data_dir),
-                             image_size=plan.image_size or SCRATCH_IMAGE_SIZE, augment=augment,
+        model = architecture(config.architecture)
+        return ScratchConfig(data_dir=Path(config.data_dir), architecture=model.name,
+                             image_size=config.image_size or model.image_size, augment=augment,
                              dropout=AUGMENTED_DROPOUT if augment else 0.0, **common)
     if step in (EXTRACT, EXTRACT_AUGMENT):
         extra = {"base": plan.base} if plan.base else {}

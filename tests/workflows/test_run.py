@@ -150,6 +150,42 @@ def test_the_strategy_reaches_every_training_step(synthetic_dataset, tmp_path):
         run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="ring"))
 
 
+def test_the_scratch_steps_train_the_architecture_asked_at_its_own_size(synthetic_dataset,
+                                                                          tmp_path):
+    from pipeline.workflows.run import run_chapter, step_config
+
+    # A preset's size is its conv base's: the scratch model keeps its own unless one is given.
+    classic = RunConfig(data_dir=synthetic_dataset, preset="classic",
+                        architecture="mini_xception")
+    plan = make_plan(classic, train_images=2_000)
+    scratch = step_config("scratch-augment", tmp_path, classic, plan)
+    assert (scratch.architecture, scratch.image_size, scratch.dropout) == ("mini_xception", 180,
+                                                                            0.5)
+    assert step_config("extract", tmp_path, classic, plan).image_size == 150
+    book = RunConfig(data_dir=synthetic_dataset, preset="classic")
+    assert step_config("scratch", tmp_path, book, plan).image_size == 150
+    given = RunConfig(data_dir=synthetic_dataset, preset="cpu-quick", image_size=40,
+                      architecture="mini_xception")
+    assert step_config("scratch", tmp_path, given, make_plan(given, 2_000)).image_size == 40
+    with pytest.raises(PipelineError, match="`architecture` 'resnet'"):
+        run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+                              architecture="resnet"))
+
+
+def test_run_trains_a_mini_xception_from_scratch(synthetic_dataset, tmp_path):
+    _run(["--data", str(synthetic_dataset), "--models-dir", str(tmp_path), "--run-name", "mx",
+          "--steps", "scratch", "--architecture", "mini_xception", "--image-size", "32",
+          "--epochs", "1", "--batch-size", "8"])
+    record = Run.open(tmp_path / "mx" / "scratch").record()
+    assert record.status == "completed"
+    assert (record.config["architecture"], record.config["image_size"]) == ("mini_xception", 32)
+    assert read_record(tmp_path / "mx").status == "completed"
+    # The book's reference numbers are its first-edition convnet's: none for this model.
+    row = next(line for line in (tmp_path / "mx" / "report.md").read_text().splitlines()
+               if line.startswith("| scratch |"))
+    assert r"| scratch (mini\_xception) |" in row and row.rstrip(" |").endswith("—")
+
+
 # -- interrupted and resumed ------------------------------------------------------------------
 
 
