@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import interrupts
+from pipeline import interrupts, processes
 from pipeline.atomic import remove_path, write_json
 from pipeline.errors import PipelineError
 from pipeline.npy_files import NpyAppender
@@ -139,7 +138,8 @@ def claimed(folder: Path):
     """Own ``folder`` (creating it) while computing; refuse if a live process owns it."""
     folder.mkdir(parents=True, exist_ok=True)
     owner = folder / OWNER_FILE
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    host, pid = processes.current()
+    me = {"pid": pid, "host": host}
     for _ in range(3):
         try:
             fd = os.open(owner, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -211,17 +211,7 @@ def _read_owner(path: Path) -> dict[str, Any] | None:
 
 def _alive(owner: dict[str, Any]) -> bool:
     """Whether the process named in ``owner`` may still be writing (unknown hosts: yes)."""
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (KeyError, TypeError, ValueError):
-        return False
-    return True
+    return not processes.has_ended(owner.get("host"), owner.get("pid"))
 
 
 def _last_touched(folder: Path) -> float:

@@ -29,17 +29,15 @@ import dataclasses
 import io
 import json
 import math
-import os
 import platform
 import re
-import socket
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import atomic, strategies
+from pipeline import atomic, processes, strategies
 from pipeline.errors import PipelineError
 from pipeline.paths import check_name, child_path
 
@@ -339,25 +337,16 @@ def _none_to_nan(value: Any) -> Any:
 
 
 def _this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    host, pid = processes.current()
+    return f"{host}:{pid}"
 
 
 def _process_gone(process: str | None) -> bool:
-    """True when ``process`` (``host:pid``) is known to have ended: on this host, no such pid."""
+    """True when ``process`` (``host:pid``) is known to have ended (see ``processes``)."""
     if not process or ":" not in process:
         return False
     host, _, pid = process.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's process: we cannot tell
-    if int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return processes.has_ended(host, pid)
 
 
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
