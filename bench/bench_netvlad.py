@@ -14,13 +14,13 @@ TensorFlow keeps these statistics.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from step_memory import measure_in_child, print_peak
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -111,34 +111,18 @@ def analytic_memory(args: argparse.Namespace) -> dict[str, tuple[int, str]]:
 
 def child(args: argparse.Namespace) -> None:
     """Allocator peak of one variant's step, printed as JSON (run in a fresh process)."""
-    import tensorflow as tf
-
     x, _, steps = build(args)
     step = steps[args.child]
-    device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-    for _ in range(max(args.warmup, 1)):
-        step(x)[1].numpy()
-    tf.config.experimental.reset_memory_stats(device)
-    before = tf.config.experimental.get_memory_info(device)["current"]
-    for _ in range(2):
-        step(x)[1].numpy()
-    peak = tf.config.experimental.get_memory_info(device)["peak"]
-    print(json.dumps({"device": device, "before": before, "peak": peak}))
+    print_peak(step, x, args.warmup, repeats=2)
 
 
 def measure_memory(args: argparse.Namespace, name: str) -> dict | None:
-    command = [sys.executable, __file__, "--child", name]
+    options = []
     for option in ("batch", "size", "dim", "clusters", "ghost_clusters", "warmup"):
-        command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+        options += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     if args.jit:
-        command.append("--jit")
-    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true")
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        print(f"  memory subprocess for {name!r} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(lines[-1])
+        options.append("--jit")
+    return measure_in_child(__file__, name, options)
 
 
 def main(argv: list[str] | None = None) -> None:

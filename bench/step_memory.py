@@ -1,0 +1,42 @@
+"""Peak allocator memory of one layer variant's step, each variant in a fresh process.
+
+TensorFlow's allocator keeps its statistics for the life of a process, so each variant is
+measured in a child of its own: the benchmark script run again with ``--child NAME``, with
+TensorFlow's BFC allocator on the CPU so that the statistics exist there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def print_peak(step: Callable[[Any], Any], x: Any, warmup: int, repeats: int) -> None:
+    """In the child: run ``step(x)`` (its second output is read back), print the peak as JSON."""
+    import tensorflow as tf
+
+    device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
+    for _ in range(max(warmup, 1)):
+        step(x)[1].numpy()
+    tf.config.experimental.reset_memory_stats(device)
+    before = tf.config.experimental.get_memory_info(device)["current"]
+    for _ in range(repeats):
+        step(x)[1].numpy()
+    peak = tf.config.experimental.get_memory_info(device)["peak"]
+    print(json.dumps({"device": device, "before": before, "peak": peak}))
+
+
+def measure_in_child(script: str, name: str, options: list[str]) -> dict | None:
+    """Run ``script --child name *options``; its printed peak, or None (said on stderr)."""
+    command = [sys.executable, script, "--child", name, *options]
+    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true")
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(f"  memory subprocess for {name!r} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(lines[-1])
