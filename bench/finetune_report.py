@@ -2,14 +2,14 @@
 
 For each base (VGG16 at 150 px, then EfficientNet-Lite1 at its 240 px; VGG16 at 224 px with
 ``--vgg16-224``): fast extraction (features cached, head on arrays), then fine-tuning of the
-base's top block on ``--views`` cached augmented views of the frozen part (the best epoch
-by validation loss is kept; every choice is made on validation, never on test), test
-accuracy without and with flip test-time augmentation, one epoch's training steps on
-cached views against the same steps under augmentation through the full model (timed
-side by side over ``--steps`` steps, scaled to an epoch), and the whole recipe's time
+base's top block (or what ``--unfreeze`` names) on ``--views`` cached augmented views of the
+frozen part (the best epoch by validation loss is kept; every choice is made on validation,
+never on test), test accuracy without and with flip test-time augmentation, one epoch's
+training steps on cached views against the same steps under augmentation through the full model
+(timed side by side over ``--steps`` steps, scaled to an epoch), and the whole recipe's time
 against fast extraction plus today's cached-top fine-tuning (measured with ``--baseline``;
-otherwise estimated as extraction plus the same number of cached epochs, which cost what
-an epoch on views costs: same tensors, same layers).
+otherwise estimated as extraction plus the same number of cached epochs, which cost what an
+epoch on views costs: same tensors, same layers).
 
 Targets: VGG16 150 px test accuracy >= 0.7 points above fast extraction and >= 97.8 %;
 224 px >= 98.5 %; an epoch on views >= 3x faster than one through the full model; the
@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--bases", default="vgg16,efficientnet_lite1",
                         help="comma-separated bases, each optionally BASE:SIZE (vgg16:224)")
     parser.add_argument("--vgg16-224", action="store_true", help="also VGG16 at 224 px (slow)")
+    parser.add_argument("--unfreeze", default="top",
+                        help="what of the base trains (finetune --unfreeze): top, all, N, LAYER")
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-5)
@@ -62,7 +64,8 @@ def metrics_of(run) -> dict:
     return json.loads(run.file("metrics.json").read_text())
 
 
-def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path) -> dict:
+def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path,
+                unfreeze_spec: str = "top") -> dict:
     """Seconds per training epoch: cached views vs augmentation through the full model."""
     from pipeline.augmented_views import ViewBatches
     from pipeline.data.dataset import load_split
@@ -81,7 +84,7 @@ def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path
     with precision_policy(options.precision) as policy:
         layer = augmentation_layer(augmentation, data.dataset.take(4), options.seed)
         full = replace_augmentation(load_image_model(source), layer, policy)
-        unfreeze(full, source.base, "top")
+        unfreeze(full, source.base, unfreeze_spec)
         compile_classifier(full, source.num_classes, options.optimizer, options.learning_rate,
                            ema_momentum=options.ema_momentum)
         batches = [(x.numpy(), y.numpy()) for x, y in data.dataset.take(steps + 1)]
@@ -92,7 +95,7 @@ def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path
         full_step = (time.perf_counter() - started) / steps
 
         plain = replace_augmentation(load_image_model(source), None, policy)
-        unfreeze(plain, source.base, "top")
+        unfreeze(plain, source.base, unfreeze_spec)
         _, top = cached_top_split(plain)
         compile_classifier(top, source.num_classes, options.optimizer, options.learning_rate,
                            ema_momentum=options.ema_momentum)
@@ -137,22 +140,24 @@ def report_base(args, base: str, size: int | None, precision: str) -> dict:
                       precision=precision, ema_momentum=args.ema)
     schedule = ScheduleOptions(args.schedule, args.warmup_epochs)
     tuned, tuned_s = timed(run_finetune, FinetuneConfig(
-        source_run=extract.path, views=args.views, training=options, lr_schedule=schedule,
-        **common))
+        source_run=extract.path, unfreeze=args.unfreeze, views=args.views, training=options,
+        lr_schedule=schedule, **common))
     record = tuned.record()
     views_s = record.views.compute_seconds if record.views else 0.0
     baseline_s = None
     if args.baseline:
         _, baseline_s = timed(run_finetune, FinetuneConfig(
-            source_run=extract.path, views=0, training=options, lr_schedule=schedule, **common))
+            source_run=extract.path, unfreeze=args.unfreeze, views=0, training=options,
+            lr_schedule=schedule, **common))
     else:  # same epochs, same tensors and layers: an epoch on views costs a cached epoch
         baseline_s = tuned_s - views_s
     tta = evaluate_run(tuned.path, "test", tta=args.tta).metrics
     times = epoch_times(extract, FinetuneConfig().augmentation, options, args.steps,
-                        Path(record.views.path))
+                        Path(record.views.path), args.unfreeze)
     row = {
         "base": label, "image_size": extract.record().image_size, "precision": precision,
-        "views": args.views, "epochs_run": record.epochs_run, "best_epoch": record.best_epoch,
+        "unfreeze": args.unfreeze, "views": args.views, "epochs_run": record.epochs_run,
+        "best_epoch": record.best_epoch,
         "extract_val": metrics_of(extract)["validation"]["accuracy"],
         "extract_test": metrics_of(extract)["test"]["accuracy"],
         "finetune_val": metrics_of(tuned)["validation"]["accuracy"],
@@ -177,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.2f} on {os.cpu_count()} cores (shared)", flush=True)
     print(f"views: finite augmentation, {args.views} cached views per image; schedule "
-          f"{args.schedule}, lr {args.lr}, weight averaging {args.ema or 'none'}, "
-          f"{args.epochs} epochs, best by validation loss", flush=True)
+          f"{args.schedule}, lr {args.lr}, unfreeze {args.unfreeze}, weight averaging "
+          f"{args.ema or 'none'}, {args.epochs} epochs, best by validation loss", flush=True)
     plans = []
     for entry in args.bases.split(","):
         base, _, size = entry.partition(":")  # "vgg16:224": another size than the base's own
