@@ -182,8 +182,8 @@ def extract(**config) -> None:
     option("--unfreeze", default="top",
            help="What of the conv base trains: top (its last block, e.g. VGG16 block5), all, "
                 "a number N (its last N layers), or a layer name (that layer and all after). "
-                "VGG16 at 150 px validated best with block4_conv1 (blocks 4-5; 98.0% test "
-                "against 97.6%), an epoch 3.3x longer (README)."),
+                "VGG16 at 150 px validated best with block4_conv1 (blocks 4-5; 97.8-98.0% "
+                "test over two seeds, against 97.6%), an epoch 3.3x longer (README)."),
     option("--augment", is_flag=True,
            help="The exact path: augment the training images through the full model on "
                 "every epoch (slow; --views is then unused)."),
