@@ -342,10 +342,11 @@ def _this_process() -> str:
 
 
 def _process_gone(process: str | None) -> bool:
-    """True when ``process`` (``host:pid``) is known to have ended (see ``processes``)."""
-    if not process or ":" not in process:
-        return False
-    host, _, pid = process.rpartition(":")
+    """True when ``process`` (``host:pid``) is known to have ended (see ``processes``).
+
+    None or a string without a host cannot be placed on this host: not ended.
+    """
+    host, _, pid = (process or "").rpartition(":")
     return processes.has_ended(host, pid)
 
 

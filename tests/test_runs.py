@@ -151,6 +151,11 @@ def test_a_running_run_whose_process_is_gone_can_be_continued(tmp_path):
 
     run.update_record(process=f"{socket.gethostname()}:999999999")  # no such process
     assert Run.check_name_free(tmp_path, "mine") is True
+    run.update_record(process=f"{socket.gethostname()}:not-a-pid")  # a damaged record
+    assert Run.check_name_free(tmp_path, "mine") is True
+    run.update_record(process="elsewhere.invalid:1")  # another machine's: cannot tell, refused
+    with pytest.raises(PipelineError, match="being trained right now"):
+        Run.check_name_free(tmp_path, "mine")
 
 
 def test_non_finite_values_are_written_as_null_and_read_as_nan(tmp_path):
