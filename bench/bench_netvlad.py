@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from step_memory import measure_in_child, print_peak
+from step_memory import child_options, measure_in_child, print_peak
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -109,20 +109,15 @@ def analytic_memory(args: argparse.Namespace) -> dict[str, tuple[int, str]]:
     }
 
 
+# The options a memory child needs to build the same variants as its parent.
+CHILD_OPTIONS = ("batch", "size", "dim", "clusters", "ghost_clusters", "warmup")
+
+
 def child(args: argparse.Namespace) -> None:
     """Allocator peak of one variant's step, printed as JSON (run in a fresh process)."""
     x, _, steps = build(args)
     step = steps[args.child]
     print_peak(step, x, args.warmup, repeats=2)
-
-
-def measure_memory(args: argparse.Namespace, name: str) -> dict | None:
-    options = []
-    for option in ("batch", "size", "dim", "clusters", "ghost_clusters", "warmup"):
-        options += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-    if args.jit:
-        options.append("--jit")
-    return measure_in_child(__file__, name, options)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
             times[name].append(time.perf_counter() - start)
 
     memory = analytic_memory(args)
-    measured = {} if args.no_memory else {name: measure_memory(args, name) for name in steps}
+    measured = {}
+    if not args.no_memory:
+        options = child_options(args, CHILD_OPTIONS)
+        measured = {name: measure_in_child(__file__, name, options) for name in steps}
     mine = statistics.median(times["pipeline"])
     print(f"\nmedian of {args.repeats} interleaved steps after {args.warmup} warm-up steps")
     header = f"{'variant':<17}{'ms/step':>9}{'min ms':>9}{'x pipeline':>11}{'largest MiB':>12}"

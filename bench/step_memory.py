@@ -30,6 +30,14 @@ def print_peak(step: Callable[[Any], Any], x: Any, warmup: int, repeats: int) ->
     print(json.dumps({"device": device, "before": before, "peak": peak}))
 
 
+def child_options(args: Any, names: tuple[str, ...]) -> list[str]:
+    """The command-line options that give a child the parent's ``args`` of these ``names``."""
+    options = []
+    for name in names:
+        options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return [*options, "--jit"] if args.jit else options
+
+
 def measure_in_child(script: str, name: str, options: list[str]) -> dict | None:
     """Run ``script --child name *options``; its printed peak, or None (said on stderr)."""
     command = [sys.executable, script, "--child", name, *options]
