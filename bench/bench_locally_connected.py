@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from common import at_least
 from step_memory import child_options, measure_in_child, print_peak
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,20 +32,23 @@ MIB = 2**20
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=9, help="input height and width")
-    parser.add_argument("--channels", type=int, default=256)
-    parser.add_argument("--kernel", type=int, default=3)
-    parser.add_argument("--filters", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
+    parser.add_argument("--batch", type=at_least(1), default=16)
+    parser.add_argument("--size", type=at_least(1), default=9, help="input height and width")
+    parser.add_argument("--channels", type=at_least(1), default=256)
+    parser.add_argument("--kernel", type=at_least(1), default=3)
+    parser.add_argument("--filters", type=at_least(1), default=64)
+    parser.add_argument("--repeats", type=at_least(1), default=20, help="timed steps per variant")
+    parser.add_argument("--warmup", type=at_least(1), default=3, help="untimed steps per variant")
     parser.add_argument("--jit", action="store_true", help="tf.function(jit_compile=True)")
     parser.add_argument(
         "--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, metavar="VARIANT"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the subprocesses")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.kernel > args.size:
+        parser.error(f"--kernel {args.kernel} is larger than --size {args.size}")
+    return args
 
 
 def build_variants(args: argparse.Namespace, names) -> tuple[object, dict]:

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from common import at_least
 from step_memory import child_options, measure_in_child, print_peak
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,13 +32,13 @@ MIB = 2**20
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=14, help="feature map height and width")
-    parser.add_argument("--dim", type=int, default=512, help="descriptor size D")
-    parser.add_argument("--clusters", type=int, default=64)
-    parser.add_argument("--ghost-clusters", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=10, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
+    parser.add_argument("--batch", type=at_least(1), default=16)
+    parser.add_argument("--size", type=at_least(1), default=14, help="feature map height and width")
+    parser.add_argument("--dim", type=at_least(1), default=512, help="descriptor size D")
+    parser.add_argument("--clusters", type=at_least(1), default=64)
+    parser.add_argument("--ghost-clusters", type=at_least(0), default=0)
+    parser.add_argument("--repeats", type=at_least(1), default=10, help="timed steps per variant")
+    parser.add_argument("--warmup", type=at_least(1), default=2, help="untimed steps per variant")
     parser.add_argument("--jit", action="store_true", help="tf.function(jit_compile=True)")
     parser.add_argument("--no-memory", action="store_true", help="skip the subprocesses")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
