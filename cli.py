@@ -37,7 +37,7 @@ from pipeline.commands.options import (
     views_option,
 )
 from pipeline.commands.tools import data, summary, visualize
-from pipeline.workflows.options import (
+from pipeline.training.options import (
     EXTRACT_TRAINING,
     FINETUNE_TRAINING,
     SCRATCH_TRAINING,
@@ -69,7 +69,7 @@ def main(verbose: bool) -> None:
     plots) under models/<run>/. TensorFlow's start-up lines are kept off the console
     unless --verbose is given.
     """
-    from pipeline.console import VERBOSE_VARIABLE, quiet_startup_lines
+    from pipeline.system.console import VERBOSE_VARIABLE, quiet_startup_lines
 
     if verbose:
         os.environ[VERBOSE_VARIABLE] = "1"
@@ -169,7 +169,7 @@ def extract(**config) -> None:
     validation and test metrics and curves to models/<run>/. Fine-tune it next with
     `python cli.py finetune models/<run>`.
     """
-    from pipeline.workflows.extract import ExtractConfig, run_extract
+    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 
     click.echo("\n" + run_extract(ExtractConfig(**config)).summary())
 
@@ -207,7 +207,7 @@ def finetune(**config) -> None:
     path through the full model. The head keeps its trained weights; the best epoch
     by validation loss is kept; BatchNormalization layers stay frozen.
     """
-    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
+    from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
     click.echo("\n" + run_finetune(FinetuneConfig(**config)).summary())
 
@@ -224,7 +224,7 @@ def finetune(**config) -> None:
     option("--batch-size", default=FINETUNE_TRAINING.batch_size),
     option("--seed", default=FINETUNE_TRAINING.seed),
     option("--precision", default=FINETUNE_TRAINING.precision,
-           type=RegistryChoice("pipeline.workflows.options:PRECISIONS")),
+           type=RegistryChoice("pipeline.training.options:PRECISIONS")),
     option("--models-dir", type=PathType, default=Path("models"),
            help="Where the feature cache lives by default (<models-dir>/features)."),
 )
@@ -255,7 +255,7 @@ def lr_find(recompute, **config) -> None:
 def plot(runs, output, smoothing, patience) -> None:
     """Plot training vs validation accuracy and loss of one or more runs, to spot overfitting."""
     from pipeline.plots.curves import default_output, plot_runs
-    from pipeline.runs import Run
+    from pipeline.runs.folder import Run
 
     opened = [Run.open(path) for path in runs]
     click.echo(f"wrote {plot_runs(opened, output or default_output(opened), smoothing, patience)}")

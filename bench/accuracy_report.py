@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from dataclasses import replace
 
-    from pipeline.workflows.extract import ExtractConfig, run_extract
-    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-    from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+    from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []

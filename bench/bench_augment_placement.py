@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.data.augment import AugmentConfig, build_augmentation
     from pipeline.models.classifier import compile_classifier
     from pipeline.models.scratch import build_scratch_convnet
-    from pipeline.workflows.training import augmentation_in_model
+    from pipeline.training.loop import augmentation_in_model
 
     rng = np.random.default_rng(0)
     size = args.image_size

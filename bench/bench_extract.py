@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
+    from pipeline.cache.features import ArrayBatches, FeatureCache, FeatureKey, fill_from_model
     from pipeline.data.dataset import load_split
     from pipeline.data.manifest import class_names, require_prepared
-    from pipeline.features import ArrayBatches, FeatureCache, FeatureKey, fill_from_model
     from pipeline.models.bases import get_base
     from pipeline.models.transfer import build_features_model, split_at
     from pipeline.models.weights import resolve_weights

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models.classifier import compile_classifier
     from pipeline.models.transfer import build_transfer_model, replace_augmentation, unfreeze
     from pipeline.models.weights import resolve_weights
-    from pipeline.workflows.finetune_cached import cached_top_split
-    from pipeline.workflows.options import FINETUNE_TRAINING
+    from pipeline.training.options import FINETUNE_TRAINING
+    from pipeline.workflows.finetune.cached_top import cached_top_split
 
     base = get_base(args.base)
     weights = resolve_weights(args.weights, base, args.image_size)

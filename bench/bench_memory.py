@@ -163,7 +163,12 @@ def run_child(method: str, count: int, folder: Path, args: argparse.Namespace) -
             parts = write_parts(base, images, Path(out), count, shape, args.part_rows)
             head.fit(part_batches(parts, batch), epochs=1, verbose=0)
         else:
-            from pipeline.features import ArrayBatches, FeatureCache, FeatureKey, fill_from_model
+            from pipeline.cache.features import (
+                ArrayBatches,
+                FeatureCache,
+                FeatureKey,
+                fill_from_model,
+            )
 
             key = FeatureKey("bench", "memory", "-", size, "none", "-", "train")
             cached = FeatureCache(out).write(

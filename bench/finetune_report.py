@@ -67,14 +67,14 @@ def metrics_of(run) -> dict:
 def epoch_times(extract_run, augmentation, options, steps: int, views_path: Path,
                 unfreeze_spec: str = "top") -> dict:
     """Seconds per training epoch: cached views vs augmentation through the full model."""
-    from pipeline.augmented_views import ViewBatches
+    from pipeline.cache.views import ViewBatches
     from pipeline.data.dataset import load_split
     from pipeline.models.classifier import compile_classifier
     from pipeline.models.transfer import replace_augmentation, unfreeze
-    from pipeline.workflows.finetune import load_image_model, open_extract_run
-    from pipeline.workflows.finetune_cached import cached_top_split
-    from pipeline.workflows.precision import precision_policy
-    from pipeline.workflows.training import augmentation_layer
+    from pipeline.training.loop import augmentation_layer
+    from pipeline.training.precision import precision_policy
+    from pipeline.workflows.finetune.cached_top import cached_top_split
+    from pipeline.workflows.finetune.workflow import load_image_model, open_extract_run
 
     source = open_extract_run(extract_run.path)
     batch = options.batch_size
@@ -115,7 +115,7 @@ def _open_views(path: Path):
     """The views at ``path`` as ``CachedViews`` (read-only memory maps)."""
     import numpy as np
 
-    from pipeline.augmented_views import CachedViews, ViewsKey
+    from pipeline.cache.views import CachedViews, ViewsKey
 
     meta = json.loads((path / "metadata.json").read_text())
     arrays = [np.load(path / f"view-{v:03d}.npy", mmap_mode="r") for v in meta["views"]]
@@ -127,9 +127,9 @@ def report_base(args, base: str, size: int | None, precision: str) -> dict:
     """Extraction, fine-tuning on views, TTA and timings for one base; returns the row."""
     from pipeline.evaluation.evaluate import evaluate_run
     from pipeline.models.schedules import ScheduleOptions
-    from pipeline.workflows.extract import ExtractConfig, run_extract
-    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-    from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+    from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
     label = f"{base}-{size or 'default'}"
     common = dict(models_dir=args.models_dir, features_dir=args.features_dir)

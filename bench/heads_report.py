@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from dataclasses import replace
 
-    from pipeline.workflows.extract import ExtractConfig, run_extract
-    from pipeline.workflows.options import EXTRACT_TRAINING
+    from pipeline.training.options import EXTRACT_TRAINING
+    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []

@@ -105,7 +105,7 @@ def run_path(path: Recipe, source: Path, epochs: int, work: Path) -> Result:
         "--epochs", str(epochs))
     seconds = time.perf_counter() - start
 
-    from pipeline.runs import Run
+    from pipeline.runs.folder import Run
 
     run = Run.open(models / "run")
     record, metrics = run.record(), run.read_metrics()

@@ -26,7 +26,7 @@ def synthetic_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_dataset, tmp_path_factory):
     """A scratch run trained for one epoch on the synthetic dataset: enough to look at."""
-    from pipeline.workflows.options import TrainingOptions
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.scratch import ScratchConfig, train_scratch
 
     config = ScratchConfig(

@@ -36,7 +36,7 @@ def test_choice_lists_are_the_registries():
     from pipeline.models.heads import HEADS
     from pipeline.models.optimizers import OPTIMIZERS
     from pipeline.models.preprocessing import MODES
-    from pipeline.workflows.options import PRECISIONS
+    from pipeline.training.options import PRECISIONS
 
     assert _choices("extract", "base") == tuple(BASES)
     assert _choices("extract", "head") == tuple(HEADS)
@@ -52,8 +52,8 @@ def test_option_defaults_are_the_configs_defaults():
 
     from pipeline.data.augment import AugmentConfig
     from pipeline.models.heads import HeadOptions
-    from pipeline.workflows.extract import ExtractConfig
-    from pipeline.workflows.finetune import FinetuneConfig
+    from pipeline.workflows.extract.workflow import ExtractConfig
+    from pipeline.workflows.finetune.workflow import FinetuneConfig
     from pipeline.workflows.scratch import ScratchConfig
 
     for command, config in (("train", ScratchConfig()), ("extract", ExtractConfig()),
@@ -73,7 +73,7 @@ def test_option_defaults_are_the_configs_defaults():
 
 def test_library_messages_name_fields_and_the_cli_shows_its_own_flags(tmp_path):
     from pipeline.errors import PipelineError
-    from pipeline.workflows.options import TrainingOptions
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.scratch import ScratchConfig, train_scratch
 
     with pytest.raises(PipelineError, match=r"^`epochs` must be at least 1"):

@@ -1,7 +1,7 @@
 """The commands around a whole chapter: ``run`` (every step), ``report`` and ``export``.
 
 ``cli.py`` adds them to its main group. Light on purpose: presets and thresholds come from
-``pipeline.workflows.presets`` (no TensorFlow), so ``--help`` answers at once.
+``pipeline.workflows.chapter.presets`` (no TensorFlow), so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pipeline.commands.options import (
     model_choice_option,
     option,
 )
-from pipeline.strategies import STRATEGIES
-from pipeline.workflows.options import PRECISIONS
-from pipeline.workflows.presets import (
+from pipeline.devices.strategies import STRATEGIES
+from pipeline.training.options import PRECISIONS
+from pipeline.workflows.chapter.presets import (
     ALL,
     MEDIUM_DATASET,
     PRESETS,
@@ -123,7 +123,7 @@ def run(**config) -> None:
     the same inputs is skipped; an interrupted run (Ctrl-C, SIGTERM, power loss)
     resumes where it stopped when the same command is started again.
     """
-    from pipeline.workflows.run import RunConfig, run_chapter
+    from pipeline.workflows.chapter.workflow import RunConfig, run_chapter
 
     config["split_sizes"] = tuple(config["split_sizes"])
     click.echo("\n" + run_chapter(RunConfig(**config)).summary())
@@ -162,7 +162,7 @@ def report(runs, output, wrong, gradcam, title) -> None:
     """
     from pipeline.report import write_report
     from pipeline.report.from_runs import report_from_folders
-    from pipeline.workflows.chapter_record import is_chapter
+    from pipeline.runs.chapter_record import is_chapter
 
     built = report_from_folders(runs, wrong=wrong, gradcam=gradcam, title=title)
     if output is None:
@@ -189,8 +189,8 @@ def export(run_path, fmt, output, force, which) -> None:
     Goes through Keras' own Model.export; augmentation is left out and every layer
     computes in float32.
     """
+    from pipeline.evaluation.export import export_model
     from pipeline.evaluation.saved_model import load_run_model
-    from pipeline.export import export_model
 
     loaded = load_run_model(run_path, which)
     suffix = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}[fmt]

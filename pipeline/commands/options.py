@@ -18,9 +18,9 @@ from pathlib import Path
 
 import click
 
+from pipeline.devices.strategies import STRATEGIES
 from pipeline.models.head_options import HeadOptions
-from pipeline.strategies import STRATEGIES
-from pipeline.workflows.options import OPTIMIZERS, PRECISIONS, TrainingOptions
+from pipeline.training.options import OPTIMIZERS, PRECISIONS, TrainingOptions
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FIELD = re.compile(r"`([a-z_][a-z0-9_]*)`")
@@ -40,15 +40,15 @@ class Commands(click.Group):
     Library messages name config fields in backticks; a field that is an option of the
     command that ran is shown as that option's flag (`image_size` -> --image-size).
 
-    Stops follow one rule in every command (``pipeline.interrupts``): SIGTERM stops like
+    Stops follow one rule in every command (``pipeline.system.interrupts``): SIGTERM stops like
     Ctrl-C, and the exit status is 130 for Ctrl-C, 143 for SIGTERM, also when training
     absorbed the stop to finish its run's files (or a failure: status 2, as any error).
     A run that did not complete, read by any command, is named in a one-line warning.
     """
 
     def invoke(self, ctx: click.Context):
-        from pipeline import interrupts
         from pipeline.errors import PipelineError
+        from pipeline.system import interrupts
 
         try:
             with interrupts.signals_stop(), _one_line_run_warnings():
@@ -86,7 +86,7 @@ def _one_line_run_warnings():
     """Show ``IncompleteRunWarning`` as ``warning: ...`` on stderr, every time it is raised."""
     import warnings
 
-    from pipeline.runs import IncompleteRunWarning
+    from pipeline.runs.folder import IncompleteRunWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", IncompleteRunWarning)
@@ -203,7 +203,7 @@ def training_options(defaults: TrainingOptions):
     """Optimizer, learning rate, batch size, epochs, early stopping, seed, weight averaging,
     precision, strategy, jit."""
     return option_group(
-        "training", "pipeline.workflows.options:TrainingOptions",
+        "training", "pipeline.training.options:TrainingOptions",
         option("--optimizer", default=defaults.optimizer, type=click.Choice(OPTIMIZERS)),
         option("--lr", "learning_rate", type=float, default=defaults.learning_rate,
                help="Learning rate." if defaults.learning_rate is not None else

@@ -242,7 +242,7 @@ def summary(**options) -> None:
     an architecture name (vgg16, resnet50, mobilenet_v2, xception, efficientnet_b0, ...
     or scratch), built without weights.
     """
-    from pipeline.accounting import account_model, format_account
     from pipeline.evaluation.architectures import model_to_inspect
+    from pipeline.models.accounting import account_model, format_account
 
     click.echo(format_account(account_model(model_to_inspect(**options))))

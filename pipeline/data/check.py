@@ -243,7 +243,7 @@ def write_contact_sheets(
     each sheet shows at most ``most`` pairs or photos, the worst first (leaks before
     duplicates within a split).
     """
-    from pipeline.evaluation.contact_sheet import write_contact_sheet  # matplotlib: only here
+    from pipeline.data.contact_sheet import write_contact_sheet  # matplotlib: only here
 
     def name(label: int) -> str:
         return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)

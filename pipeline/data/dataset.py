@@ -33,7 +33,7 @@ from pipeline.data.manifest import (
     verify_dataset,
 )
 from pipeline.errors import PipelineError
-from pipeline.memory import available_memory_bytes
+from pipeline.system.memory import available_memory_bytes
 
 # Decoded images may take at most this share of the available memory before we stop caching them.
 CACHE_MEMORY_SHARE = 0.3

@@ -22,10 +22,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.atomic import replace_via_aside
 from pipeline.data.manifest import MANIFEST_NAME, READABLE_FORMATS, SPLITS
 from pipeline.errors import PipelineError
-from pipeline.paths import check_writable_folder, disk_error
+from pipeline.system.atomic import replace_via_aside
+from pipeline.system.paths import check_writable_folder, disk_error
 
 # What atomic_path leaves behind when killed mid-write: ``.<stem>-<8 hex><suffixes>``.
 _ATOMIC_TEMPORARY = re.compile(r"^\.(?P<stem>.+)-[0-9a-f]{8}(?P<suffix>\..*)$")

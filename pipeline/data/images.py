@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from pipeline.atomic import atomic_path
 from pipeline.errors import PipelineError
+from pipeline.system.atomic import atomic_path
 
 # Smaller photos carry almost no signal at the 150-180 px the models read; the smallest
 # real Kaggle photo is 42x33, so 16 px rejects only thumbnails and icons.

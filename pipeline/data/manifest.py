@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.atomic import write_json
 from pipeline.errors import PipelineError
+from pipeline.system.atomic import write_json
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 2

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.atomic import atomic_path
 from pipeline.data.destination import building, check_destination
 from pipeline.data.images import ImageCheck, check_image, save_as_rgb_jpeg
 from pipeline.data.layouts import SourceScan, natural_key, scan_source
@@ -41,7 +40,8 @@ from pipeline.data.manifest import (
     write_manifest,
 )
 from pipeline.errors import PipelineError
-from pipeline.paths import check_writable_folder, child_path
+from pipeline.system.atomic import atomic_path
+from pipeline.system.paths import check_writable_folder, child_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "file_sha256", "prepare_dataset"]
 

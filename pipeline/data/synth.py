@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.atomic import write_bytes
 from pipeline.data.destination import building, check_destination
 from pipeline.data.images import MIN_IMAGE_SIDE
 from pipeline.data.manifest import SPLITS, build_manifest, file_entry, write_manifest
 from pipeline.errors import PipelineError
-from pipeline.memory import reported_available_bytes
-from pipeline.paths import check_writable_folder
+from pipeline.system.atomic import write_bytes
+from pipeline.system.memory import reported_available_bytes
+from pipeline.system.paths import check_writable_folder
 
 SHAPES = ("circles", "stripes", "rectangles", "triangles", "crosses")
 JPEG_QUALITY = 90
@@ -57,7 +57,7 @@ def write_synthetic_dataset(
     others' images unchanged. Names continue across splits like Kaggle ids (``cat.0.jpg`` ...).
 
     ``dest`` is used as given (a Python caller chose it); a command that builds it from a
-    user's ``data_root`` and ``name`` checks the name with ``pipeline.paths.child_path``.
+    user's ``data_root`` and ``name`` checks the name with ``pipeline.system.paths.child_path``.
     """
     classes = _validated_classes(classes)
     counts = _validated_sizes(sizes)

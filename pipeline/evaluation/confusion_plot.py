@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import atomic
+from pipeline.system import atomic
 
 
 def plot_confusion_matrix(

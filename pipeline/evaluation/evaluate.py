@@ -25,11 +25,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from pipeline import atomic
+from pipeline.cache.features import predict_batch
+from pipeline.data.contact_sheet import write_contact_sheet
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.evaluation.confusion_plot import plot_confusion_matrix
-from pipeline.evaluation.contact_sheet import write_contact_sheet
 from pipeline.evaluation.metrics import (
     class_probabilities,
     classification_report,
@@ -38,9 +38,9 @@ from pipeline.evaluation.metrics import (
 )
 from pipeline.evaluation.saved_model import RunModel, load_run_model
 from pipeline.evaluation.tta import check_views, predict_with_tta
-from pipeline.features import predict_batch
 from pipeline.models.classifier import loss_for
 from pipeline.models.folding import inference_model
+from pipeline.system import atomic
 
 METRICS_FILE = "metrics.json"
 CONFUSION_JSON = "confusion_matrix.json"

@@ -13,7 +13,7 @@ import keras
 
 from pipeline.errors import PipelineError
 from pipeline.models.saving import load_model
-from pipeline.runs import BEST_MODEL, FINAL_MODEL, Run
+from pipeline.runs.folder import BEST_MODEL, FINAL_MODEL, Run
 
 MODEL_CHOICES = ("best", "final")
 

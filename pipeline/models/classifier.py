@@ -40,7 +40,7 @@ _JIT_COMPILE: ContextVar[bool | str] = ContextVar("jit_compile", default="auto")
 def jit_compiling(jit_compile: bool | str) -> Iterator[None]:
     """Compile classifiers in the block with Keras' ``jit_compile`` (True, False, "auto").
 
-    A workflow sets it once (``pipeline.workflows.context``) instead of every one of its
+    A workflow sets it once (``pipeline.training.context``) instead of every one of its
     compile calls taking it, as Keras' dtype policy is set once for a whole workflow.
     """
     token = _JIT_COMPILE.set(jit_compile)

@@ -20,7 +20,7 @@ import weakref
 import keras
 import numpy as np
 
-from pipeline.strategies import active_distribution
+from pipeline.devices.strategies import active_distribution
 
 FOLDABLE = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 

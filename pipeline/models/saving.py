@@ -20,8 +20,8 @@ import pipeline.layers.locally_connected
 import pipeline.layers.netvlad
 import pipeline.layers.spatial_pyramid_pooling
 import pipeline.models.preprocessing  # noqa: F401
-from pipeline import atomic
 from pipeline.errors import PipelineError
+from pipeline.system import atomic
 
 
 def save_model(model: keras.Model, path: Path) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import atomic
 from pipeline.data.augment import AugmentConfig, build_augmentation
 from pipeline.data.image_file import load_image_array
 from pipeline.data.pca_color import rgb_principal_components
 from pipeline.errors import PipelineError
-from pipeline.paths import output_file
+from pipeline.system import atomic
+from pipeline.system.paths import output_file
 
 # Larger previews show nothing more and cost memory: a 4096 px square batch of 9 is 1.8 GB.
 MAX_PREVIEW_SIZE = 1024

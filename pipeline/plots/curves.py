@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import atomic
 from pipeline.errors import PipelineError
-from pipeline.runs import CURVES, Run
+from pipeline.runs.folder import CURVES, Run
+from pipeline.system import atomic
 
 
 def smooth(values: Sequence[float], factor: float) -> np.ndarray:

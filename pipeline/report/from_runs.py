@@ -19,7 +19,7 @@ from PIL import Image
 
 from pipeline.errors import PipelineError
 from pipeline.report.model import ConfusionMatrix, Report, RunSummary, WrongPhoto
-from pipeline.runs import EXTRACT, SCRATCH, Run, RunRecord
+from pipeline.runs.folder import EXTRACT, SCRATCH, Run, RunRecord
 
 EVALUATION = "evaluation-test"
 WRONG_PHOTOS = 8  # shown per run
@@ -28,7 +28,7 @@ GRADCAM_PHOTOS = 3  # of which explained with Grad-CAM: each costs a forward and
 
 def expand_folders(paths: Sequence[str | Path]) -> list[Path]:
     """Run folders: a ``run`` parent folder stands for its completed step runs, in order."""
-    from pipeline.workflows.chapter_record import is_chapter, read_record
+    from pipeline.runs.chapter_record import is_chapter, read_record
 
     folders: list[Path] = []
     for path in map(Path, paths):

@@ -11,9 +11,9 @@ import base64
 from html import escape
 from pathlib import Path
 
-from pipeline import atomic
 from pipeline.report import figures, table
 from pipeline.report.model import BOOK_REFERENCES, Report, RunSummary
+from pipeline.system import atomic
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline import atomic
 from pipeline.report import figures, table
 from pipeline.report.model import BOOK_REFERENCES, Report, RunSummary
+from pipeline.system import atomic
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#!{}])")
 

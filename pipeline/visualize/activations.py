@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.data.image_file import load_image_array
 from pipeline.errors import PipelineError
 from pipeline.evaluation.saved_model import load_run_model
-from pipeline.paths import output_folder
+from pipeline.system.paths import output_folder
 from pipeline.visualize.model_layers import feature_map_layers, find_layer, outputs_model
 from pipeline.visualize.mosaic import save_mosaic, tile
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation.saved_model import load_run_model
-from pipeline.paths import output_file
+from pipeline.system.paths import output_file
 from pipeline.visualize.model_layers import find_conv_layer, single_input
 from pipeline.visualize.mosaic import save_mosaic, tile
 

@@ -15,11 +15,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from pipeline import atomic
 from pipeline.data.image_file import load_image_array, load_photo
 from pipeline.errors import PipelineError
 from pipeline.evaluation.saved_model import class_index, load_run_model
-from pipeline.paths import output_folder
+from pipeline.system import atomic
+from pipeline.system.paths import output_folder
 from pipeline.visualize.gradcam import GradCam, gradcam
 
 OVERLAY_SIDE = 512  # longest side of the overlay, pixels

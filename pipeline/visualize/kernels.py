@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import atomic
 from pipeline.data import image_file
 from pipeline.errors import PipelineError
-from pipeline.paths import output_file
+from pipeline.system import atomic
+from pipeline.system.paths import output_file
 
 # name -> (integer weights, divisor): the kernel is weights / divisor.
 KERNELS: dict[str, tuple[tuple[tuple[int, ...], ...], int]] = {

@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import atomic
+from pipeline.system import atomic
 
 
 def tile(images: np.ndarray, columns: int, gap: int = 1) -> np.ndarray:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import atomic
+from pipeline.cache.dataset_features import FeatureSource, feature_cache, image_features
 from pipeline.data.check import (
     NEAR_DUPLICATE_THRESHOLD,
     NEIGHBOURS,
@@ -27,7 +27,7 @@ from pipeline.data.check import (
     write_contact_sheets,
 )
 from pipeline.data.manifest import SPLITS, class_names, manifest_checksum, require_prepared
-from pipeline.workflows.cached_features import FeatureSource, feature_cache, image_features
+from pipeline.system import atomic
 
 CHECK_BASE = "efficientnet_lite0"  # small, offline ImageNet weights: good near-duplicate eyes
 

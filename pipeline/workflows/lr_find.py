@@ -21,16 +21,16 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline import atomic
+from pipeline.cache.dataset_features import feature_cache, image_features
+from pipeline.cache.features import ArrayBatches
 from pipeline.errors import PipelineError
-from pipeline.features import ArrayBatches
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.transfer import replace_augmentation, unfreeze
-from pipeline.workflows.cached_features import feature_cache, image_features
-from pipeline.workflows.finetune import load_image_model, open_extract_run
-from pipeline.workflows.finetune_cached import cached_top_split, frozen_part_source
-from pipeline.workflows.options import FINETUNE_TRAINING
-from pipeline.workflows.precision import precision_policy
+from pipeline.system import atomic
+from pipeline.training.options import FINETUNE_TRAINING
+from pipeline.training.precision import precision_policy
+from pipeline.workflows.finetune.cached_top import cached_top_split, frozen_part_source
+from pipeline.workflows.finetune.workflow import load_image_model, open_extract_run
 
 PLOT_FILE = "lr_find.png"
 JSON_FILE = "lr_find.json"

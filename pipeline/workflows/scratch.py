@@ -19,16 +19,16 @@ from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.scratch import architecture, build_scratch_convnet
-from pipeline.runs import SCRATCH, Run, RunRecord
-from pipeline.workflows.config import config_to_dict, seed_everything
-from pipeline.workflows.context import training_context
-from pipeline.workflows.options import SCRATCH_TRAINING, TrainingOptions
-from pipeline.workflows.training import (
+from pipeline.runs.folder import SCRATCH, Run, RunRecord
+from pipeline.training.config import config_to_dict, seed_everything
+from pipeline.training.context import training_context
+from pipeline.training.loop import (
     augmentation_in_model,
     augmentation_layer,
     augmented,
     train_evaluate_plot,
 )
+from pipeline.training.options import SCRATCH_TRAINING, TrainingOptions
 
 
 @dataclass

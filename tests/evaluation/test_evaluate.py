@@ -72,7 +72,7 @@ def test_three_classes_with_a_softmax_output(tmp_path):
     from pipeline.data.synth import write_synthetic_dataset
     from pipeline.models.saving import save_model
     from pipeline.models.scratch import build_scratch_convnet
-    from pipeline.runs import Run, RunRecord
+    from pipeline.runs.folder import Run, RunRecord
 
     data = write_synthetic_dataset(tmp_path / "three", classes=("a", "b", "c"), sizes=(2, 2, 3),
                                    image_size=48, seed=1)

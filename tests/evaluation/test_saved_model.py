@@ -8,7 +8,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.architectures import build_named_model, model_to_inspect
 from pipeline.evaluation.saved_model import class_index, load_run_model
 from pipeline.models.saving import load_model, save_model
-from pipeline.runs import Run, RunRecord
+from pipeline.runs.folder import Run, RunRecord
 
 
 def test_a_run_model_comes_with_what_feeding_it_needs(tiny_run, synthetic_dataset):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from pipeline.errors import PipelineError
 from pipeline.plots.curves import lowest_epoch, overfitting_onset, plot_runs, smooth
-from pipeline.runs import Run
+from pipeline.runs.folder import Run
 
 
 def test_smooth_is_an_exponential_moving_average():

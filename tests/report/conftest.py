@@ -69,9 +69,9 @@ def trained_runs(synthetic_dataset, tmp_path_factory) -> tuple[Path, Path]:
     from dataclasses import replace
 
     from pipeline.evaluation.evaluate import evaluate_run
-    from pipeline.workflows.extract import ExtractConfig, run_extract
-    from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-    from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+    from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
     models = tmp_path_factory.mktemp("report-runs")
     extract = run_extract(ExtractConfig(

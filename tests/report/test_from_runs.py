@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from cli import main
 from pipeline.report.from_runs import report_from_folders, trainable_parameters
-from pipeline.runs import Run
+from pipeline.runs.folder import Run
 
 
 def test_each_run_becomes_a_row_with_its_own_numbers(trained_runs):

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from pipeline.cache.features import FEATURES_FILE, METADATA_FILE
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
-from pipeline.features import FEATURES_FILE, METADATA_FILE
 from pipeline.models.heads import HeadOptions
 from pipeline.models.saving import load_model
 from pipeline.models.transfer import base_layers, trainable_layer_names
-from pipeline.workflows.extract import ExtractConfig, run_extract
-from pipeline.workflows.options import EXTRACT_TRAINING
+from pipeline.training.options import EXTRACT_TRAINING
+from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 
 SIZE = 48
 

@@ -13,9 +13,9 @@ from pipeline.evaluation.evaluate import evaluate_run
 from pipeline.layers.netvlad import NetVLAD
 from pipeline.models.heads import HeadOptions, build_head, initialise_head
 from pipeline.models.saving import load_model
-from pipeline.workflows.extract import ExtractConfig, run_extract
-from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
 SIZE = 64  # VGG16 leaves a 2x2 feature map: several local descriptors per image
 

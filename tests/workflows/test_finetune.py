@@ -17,11 +17,11 @@ from pipeline.models.heads import HeadOptions
 from pipeline.models.saving import load_model
 from pipeline.models.transfer import build_transfer_model, replace_augmentation, unfreeze
 from pipeline.models.weights import WeightsChoice
-from pipeline.runs import Run, RunRecord
-from pipeline.workflows.extract import ExtractConfig, run_extract
-from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-from pipeline.workflows.finetune_cached import cached_top_split
-from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.runs.folder import Run, RunRecord
+from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+from pipeline.workflows.finetune.cached_top import cached_top_split
+from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
 SIZE = 48
 BLOCK5_AND_HEAD = ["block5_conv1", "block5_conv2", "block5_conv3", "head_dense", "predictions"]

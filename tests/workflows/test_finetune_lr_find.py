@@ -10,9 +10,9 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.models.heads import HeadOptions
-from pipeline.workflows.extract import ExtractConfig, run_extract
+from pipeline.training.options import EXTRACT_TRAINING
+from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.lr_find import LrFindConfig, run_lr_find, suggest_rate
-from pipeline.workflows.options import EXTRACT_TRAINING
 
 
 @pytest.fixture(scope="module")

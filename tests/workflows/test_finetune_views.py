@@ -14,9 +14,9 @@ from pipeline.errors import PipelineError
 from pipeline.models.heads import HeadOptions
 from pipeline.models.saving import load_model
 from pipeline.models.schedules import ScheduleOptions
-from pipeline.workflows.extract import ExtractConfig, run_extract
-from pipeline.workflows.finetune import FinetuneConfig, run_finetune
-from pipeline.workflows.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
 SIZE = 48
 

@@ -20,10 +20,10 @@ from click.testing import CliRunner
 
 from cli import main
 from pipeline.errors import PipelineError
-from pipeline.runs import BEST_MODEL, Run
-from pipeline.workflows.chapter_plan import RunConfig, make_plan
-from pipeline.workflows.chapter_record import RUN_RECORD, read_record
-from pipeline.workflows.presets import (
+from pipeline.runs.chapter_record import RUN_RECORD, read_record
+from pipeline.runs.folder import BEST_MODEL, Run
+from pipeline.workflows.chapter.plan import RunConfig, make_plan
+from pipeline.workflows.chapter.presets import (
     EVALUATE,
     EXTRACT,
     FINETUNE,
@@ -131,7 +131,7 @@ def test_a_mistake_names_the_flag(synthetic_dataset, tmp_path):
     result = CliRunner().invoke(main, ["run", "--data", str(synthetic_dataset), "--models-dir",
                                        str(tmp_path), "--steps", "extract,pretrain"])
     assert result.exit_code == 2 and "--steps" in result.output and "pretrain" in result.output
-    from pipeline.workflows.run import run_chapter
+    from pipeline.workflows.chapter.workflow import run_chapter
 
     with pytest.raises(PipelineError, match="`epochs` of extract"):
         run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
@@ -139,7 +139,7 @@ def test_a_mistake_names_the_flag(synthetic_dataset, tmp_path):
 
 
 def test_the_strategy_reaches_every_training_step(synthetic_dataset, tmp_path):
-    from pipeline.workflows.run import run_chapter, step_config
+    from pipeline.workflows.chapter.workflow import run_chapter, step_config
 
     config = RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="one")
     plan = make_plan(config, train_images=100)
@@ -152,7 +152,7 @@ def test_the_strategy_reaches_every_training_step(synthetic_dataset, tmp_path):
 
 def test_the_scratch_steps_train_the_architecture_asked_at_its_own_size(synthetic_dataset,
                                                                           tmp_path):
-    from pipeline.workflows.run import run_chapter, step_config
+    from pipeline.workflows.chapter.workflow import run_chapter, step_config
 
     # A preset's size is its conv base's: the scratch model keeps its own unless one is given.
     classic = RunConfig(data_dir=synthetic_dataset, preset="classic",

@@ -12,15 +12,15 @@ from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.saving import load_model
 from pipeline.models.scratch import build_scratch_convnet
-from pipeline.runs import Run, RunRecord
-from pipeline.workflows.options import TrainingOptions
-from pipeline.workflows.scratch import ScratchConfig, train_scratch
-from pipeline.workflows.training import (
+from pipeline.runs.folder import Run, RunRecord
+from pipeline.training.loop import (
     BestCheckpoint,
     augmentation_in_model,
     augmented,
     fit_into_run,
 )
+from pipeline.training.options import TrainingOptions
+from pipeline.workflows.scratch import ScratchConfig, train_scratch
 
 
 @pytest.fixture(scope="module")

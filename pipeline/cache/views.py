@@ -1,0 +1,265 @@
+"""Cached augmented views: the frozen part of a model applied to V augmented copies of each image.
+
+Why: fine-tuning (or a head) under augmentation normally runs the whole conv base on every
+epoch, although only its top trains. The frozen bottom never changes, so its output on a
+*fixed* set of augmented copies can be computed once: ``V`` views of every training image,
+each view a deterministic function of (augmentation settings, seed, view index). Every
+epoch then draws one view per image, and the trainable top sees augmented data at the cost
+of an epoch on cached tensors. This approximates augmentation with a finite set of ``V``
+draws per image (the exact path, augmentation through the full model, stays available).
+
+Layout of ``<features>/views-<layer>-<key>/``::
+
+    labels.npy        the training labels, in the split's file order
+    view-000.npy ...  one view of every image: (count, H, W, C) float32, written atomically
+    metadata.json     the key, shapes and the views present; rewritten after each view
+
+Each view is one part: an interrupted computation keeps the views already written and a
+later run computes only the missing ones; a run asking for more views than an earlier one
+reuses those and adds the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from pipeline.cache.features import FolderPerKey, predict_batch
+from pipeline.errors import PipelineError
+from pipeline.models.folding import inference_model
+from pipeline.system import interrupts
+from pipeline.system.atomic import write_json
+
+VIEWS_FORMAT = 1
+LABELS_FILE = "labels.npy"
+METADATA_FILE = "metadata.json"
+VIEW_DTYPE = np.float32
+ComputeView = Callable[[int, np.ndarray], None]  # (view index, array to fill)
+
+
+@dataclass(frozen=True)
+class ViewsKey:
+    """Everything the views depend on beyond the view index."""
+
+    features: str  # digest of the un-augmented features key (base, layer, weights, data ...)
+    layer: str  # the layer whose output is cached
+    augmentation: str  # the augmentation settings as canonical JSON
+    seed: int
+    format: int = VIEWS_FORMAT
+
+    @classmethod
+    def make(cls, features: str, layer: str, augmentation: dict[str, Any], seed: int) -> ViewsKey:
+        return cls(features, layer, json.dumps(augmentation, sort_keys=True), seed)
+
+    def digest(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def folder_name(self) -> str:
+        return f"views-{self.layer}-{self.digest()[:16]}"
+
+
+def view_seed(seed: int, view: int) -> int:
+    """The seed of one view's augmentation: distinct per view, the same on every run."""
+    digest = hashlib.sha256(f"{seed}:{view}".encode("ascii")).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class CachedViews:
+    """``views[v]`` is view ``v`` of every training image (memory-mapped, read-only)."""
+
+    views: list[np.ndarray]
+    labels: np.ndarray
+    path: Path
+    key: ViewsKey
+    computed: int  # views computed by this call (0: all reused)
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "key": self.key.digest(), "layer": self.key.layer,
+                "views": len(self.views), "computed": self.computed,
+                "shape": list(self.views[0].shape)}
+
+
+class ViewCache(FolderPerKey):
+    """Views of one layer's output under augmentation, kept in a folder per key."""
+
+    def ensure(
+        self,
+        key: ViewsKey,
+        views: int,
+        *,
+        labels: np.ndarray,
+        feature_shape: tuple[int, ...],
+        compute: ComputeView,
+        verbose: int = 1,
+    ) -> CachedViews:
+        """Views ``0 .. views-1``: those on disk reused, the missing ones computed one by one."""
+        if views < 1:
+            raise PipelineError(f"`views` {views}: give at least 1 augmented view per image")
+        folder = self.folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(folder)
+        count = len(labels)
+        shape = (count, *feature_shape)
+        self._write_labels(folder, labels)
+        present = self._present(folder, key, shape)
+        computed = 0
+        for view in range(views):
+            if view in present:
+                continue
+            if verbose:
+                print(f"augmented view {view + 1}/{views} of {count} images -> {key.layer}")
+            with interrupts.saying_what_is_kept(
+                    lambda: f"{len(present)} of {views} views kept in {folder}"):
+                _write_view(folder / _view_file(view), shape,
+                            lambda out, v=view: compute(v, out))
+            present.add(view)
+            computed += 1
+            self._write_metadata(folder, key, shape, present)
+        arrays = [np.load(folder / _view_file(view), mmap_mode="r") for view in range(views)]
+        label_array = np.load(folder / LABELS_FILE, mmap_mode="r")
+        return CachedViews(arrays, label_array, folder, key, computed)
+
+    def _write_labels(self, folder: Path, labels: np.ndarray) -> None:
+        path = folder / LABELS_FILE
+        if path.is_file():
+            try:
+                if np.array_equal(np.load(path), labels):
+                    return
+            except (OSError, ValueError):
+                pass  # damaged: rewritten below, and the views with it
+            for stale in folder.glob("view-*.npy"):
+                stale.unlink()
+        tmp = folder / f".{LABELS_FILE}.tmp"
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(labels))
+        os.replace(tmp, path)
+
+    def _present(self, folder: Path, key: ViewsKey, shape: tuple[int, ...]) -> set[int]:
+        """Views on disk whose metadata matches the key and whose array has the right shape."""
+        try:
+            meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("key") != asdict(key) or meta.get("shape") != list(shape):
+            for stale in folder.glob("view-*.npy"):
+                stale.unlink()
+            return set()
+        present = set()
+        for view in meta.get("views", []):
+            try:
+                array = np.load(folder / _view_file(view), mmap_mode="r")
+            except (OSError, ValueError):
+                continue
+            if array.shape == shape and array.dtype == VIEW_DTYPE:
+                present.add(int(view))
+        return present
+
+    def _write_metadata(self, folder: Path, key: ViewsKey, shape: tuple[int, ...],
+                        present: set[int]) -> None:
+        write_json(folder / METADATA_FILE, {
+            "key": asdict(key), "shape": list(shape), "dtype": np.dtype(VIEW_DTYPE).name,
+            "views": sorted(present),
+        })
+
+
+def _view_file(view: int) -> str:
+    return f"view-{view:03d}.npy"
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Temporary files of a computation that crashed: never complete, never read."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _write_view(path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        array = open_memmap(tmp, mode="w+", dtype=VIEW_DTYPE, shape=shape)
+        fill(array)
+        array.flush()
+        del array
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def augmented_view_computer(
+    bottom: keras.Model,
+    batches: Callable[[], Any],
+    make_augmentation: Callable[[int], keras.Layer],
+    seed: int,
+    verbose: int = 1,
+) -> ComputeView:
+    """A ``compute`` for ``ViewCache.ensure``: augment each batch, then run ``bottom`` on it.
+
+    ``batches()`` yields (images, labels) in a fixed order (the split's file order, as the
+    labels); ``make_augmentation(seed)`` builds the augmentation layer for one view's seed.
+    """
+
+    def compute(view: int, out: np.ndarray) -> None:
+        augmentation = make_augmentation(view_seed(seed, view))
+        progress = keras.utils.Progbar(len(out), verbose=verbose, unit_name="image")
+        running = inference_model(bottom)
+        offset = 0
+        for images, _ in batches():
+            augmented = augmentation(images, training=True)
+            outputs = np.asarray(predict_batch(running, augmented))  # split across replicas
+            end = offset + len(outputs)
+            if end > len(out):
+                raise PipelineError(f"more images than the {len(out)} expected; the data changed")
+            out[offset:end] = outputs
+            offset = end
+            progress.update(offset)
+        if offset != len(out):
+            raise PipelineError(f"{offset} images where {len(out)} were expected; the data changed")
+
+    return compute
+
+
+class ViewBatches(keras.utils.PyDataset):
+    """Training batches that show each image through one of its cached views per epoch.
+
+    Every epoch draws, for each image, a view at random (seeded) and a new order; a batch
+    gathers its rows from the views' memory maps.
+    """
+
+    def __init__(self, cached: CachedViews, batch_size: int, *, seed: int = 1337) -> None:
+        super().__init__()
+        self.views, self.labels = cached.views, cached.labels
+        self.batch_size = batch_size
+        self._rng = np.random.default_rng(seed)
+        self._draw()
+
+    def _draw(self) -> None:
+        count = len(self.labels)
+        self._order = self._rng.permutation(count)
+        self._view_of = self._rng.integers(len(self.views), size=count)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        first = self.views[0]
+        batch = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
+        chosen = self._view_of[rows]
+        for view in np.unique(chosen):
+            mask = chosen == view
+            batch[mask] = self.views[view][rows[mask]]
+        return batch, np.asarray(self.labels[rows])
+
+    def on_epoch_end(self) -> None:
+        self._draw()
