@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_missing(args.data):
         return CANNOT_RUN
 
-    from dataclasses import replace
-
-    from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
     from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     extract = run_extract(ExtractConfig(
         data_dir=args.data, models_dir=args.models_dir, run_name=f"report-extract-{stamp}",
         weights=args.weights, image_size=args.image_size,
-        training=replace(EXTRACT_TRAINING, epochs=args.extract_epochs),
+        training=TrainingOptions(epochs=args.extract_epochs),
     ), verbose=args.verbose)
     wall = time.time() - start
     record = extract.record()
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     finetune = run_finetune(FinetuneConfig(
         source_run=extract.path, models_dir=args.models_dir, run_name=f"report-finetune-{stamp}",
-        training=replace(FINETUNE_TRAINING, epochs=args.finetune_epochs),
+        training=TrainingOptions(epochs=args.finetune_epochs),
     ), verbose=args.verbose)
     wall = time.time() - start
     cached = finetune.record().cached_top

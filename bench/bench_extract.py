@@ -24,7 +24,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import CANNOT_RUN, dataset_missing, dataset_parser, exit_status, verdict
+from common import (
+    CANNOT_RUN,
+    dataset_missing,
+    dataset_parser,
+    exit_status,
+    print_rates,
+    verdict,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -140,10 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  pass {repeat + 1}: {name:28s} {count / elapsed:6.2f} images/s")
 
     ceiling = max(count / times[k] for k in times if k.startswith("ceiling"))
-    print(f"\n{'method':28s} {'images/s':>9s} {'of ceiling':>11s}")
-    for name, elapsed in times.items():
-        rate = count / elapsed
-        print(f"{name:28s} {rate:9.2f} {rate / ceiling:10.1%}")
+    print_rates(times, count, ceiling)
     met = count / times["extract"] >= 0.9 * ceiling
     print(f"target extract >= 90% of ceiling: {verdict(met)}")
     return exit_status(met)

@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.models.classifier import compile_classifier
     from pipeline.models.transfer import build_transfer_model, replace_augmentation, unfreeze
     from pipeline.models.weights import resolve_weights
-    from pipeline.training.options import FINETUNE_TRAINING
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.finetune.cached_top import cached_top_split
+    from pipeline.workflows.finetune.config import FinetuneConfig
 
     base = get_base(args.base)
     weights = resolve_weights(args.weights, base, args.image_size)
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{base.name}, {weights.detail}\n{count} images at {args.image_size} px, batch {batch}; "
           f"trainable: {', '.join(trainable)}; cached: output of {bottom.layers[-1].name}")
 
-    options = FINETUNE_TRAINING
+    options = TrainingOptions().with_defaults(FinetuneConfig.TRAINING_DEFAULTS)  # finetune's
     compile_classifier(full, 2, options.optimizer, options.learning_rate)
     compile_classifier(top, 2, options.optimizer, options.learning_rate)
 

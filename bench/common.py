@@ -60,6 +60,15 @@ def dataset_missing(path: Path) -> bool:
     return True
 
 
+def print_rates(times: dict[str, float], count: int, ceiling: float, width: int = 28) -> None:
+    """A table of each method's images/s (``count`` images in ``times[name]`` seconds) and its
+    share of ``ceiling`` images/s."""
+    print(f"\n{'method':{width}s} {'images/s':>9s} {'of ceiling':>11s}")
+    for name, elapsed in times.items():
+        rate = count / elapsed
+        print(f"{name:{width}s} {rate:9.2f} {rate / ceiling:10.1%}")
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 

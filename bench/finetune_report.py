@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from common import CANNOT_RUN, dataset_missing, dataset_parser, exit_status, verdict
@@ -127,7 +126,7 @@ def report_base(args, base: str, size: int | None, precision: str) -> dict:
     """Extraction, fine-tuning on views, TTA and timings for one base; returns the row."""
     from pipeline.evaluation.evaluate import evaluate_run
     from pipeline.models.schedules import ScheduleOptions
-    from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
     from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
@@ -135,8 +134,8 @@ def report_base(args, base: str, size: int | None, precision: str) -> dict:
     common = dict(models_dir=args.models_dir, features_dir=args.features_dir)
     extract, extract_s = timed(run_extract, ExtractConfig(
         data_dir=args.data, base=base, image_size=size, run_name=None,
-        training=replace(EXTRACT_TRAINING, precision=precision), **common))
-    options = replace(FINETUNE_TRAINING, epochs=args.epochs, learning_rate=args.lr,
+        training=TrainingOptions(precision=precision), **common))
+    options = TrainingOptions(epochs=args.epochs, learning_rate=args.lr,
                       precision=precision, ema_momentum=args.ema)
     schedule = ScheduleOptions(args.schedule, args.warmup_epochs)
     tuned, tuned_s = timed(run_finetune, FinetuneConfig(
@@ -147,7 +146,7 @@ def report_base(args, base: str, size: int | None, precision: str) -> dict:
     baseline_s = None
     if args.baseline:
         _, baseline_s = timed(run_finetune, FinetuneConfig(
-            source_run=extract.path, unfreeze=args.unfreeze, views=0, training=options,
+            source_run=extract.path, unfreeze=args.unfreeze, augment=False, training=options,
             lr_schedule=schedule, **common))
     else:  # same epochs, same tensors and layers: an epoch on views costs a cached epoch
         baseline_s = tuned_s - views_s

@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_missing(args.data):
         return CANNOT_RUN
 
-    from dataclasses import replace
-
-    from pipeline.training.options import EXTRACT_TRAINING
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -54,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_extract(ExtractConfig(
             data_dir=args.data, models_dir=args.models_dir, run_name=f"heads-{head}-{stamp}",
             head=head, image_size=args.image_size,
-            training=replace(EXTRACT_TRAINING, epochs=args.epochs),
+            training=TrainingOptions(epochs=args.epochs),
         ), verbose=0)
         metrics = run.read_metrics()
         rows.append((head, head_parameters(run), metrics["validation"]["accuracy"],

@@ -2,7 +2,7 @@
 # The main job, from a fresh machine: set up, then the whole chapter in one resumable command:
 # prepare the classic cats-vs-dogs split if needed, extract EfficientNet-Lite1 features
 # (offline ImageNet weights), train the head, fine-tune its last block, evaluate on the test
-# split and write the report (models/run-cpu-quick-cats_and_dogs_small/report.html).
+# split and write the report (models/chapter-cpu-quick-cats_and_dogs_small/report.html).
 # About 5-10 minutes on 2 CPU cores; started again after an interruption, it resumes.
 #
 #   DOGS_VS_CATS=/path/to/kaggle/train bash scripts/main.sh [more `run` options]

@@ -47,28 +47,25 @@ def test_choice_lists_are_the_registries():
         assert _choices(command, "precision") == PRECISIONS
 
 
-def test_option_defaults_are_the_configs_defaults():
-    from dataclasses import fields
+def test_every_name_list_is_a_registry():
+    """The names ``--help`` lists without TensorFlow are the registries' own, everywhere."""
+    import importlib
 
-    from pipeline.data.augment import AugmentConfig
-    from pipeline.models.heads import HeadOptions
-    from pipeline.workflows.extract.workflow import ExtractConfig
-    from pipeline.workflows.finetune.workflow import FinetuneConfig
-    from pipeline.workflows.scratch import ScratchConfig
+    from pipeline.commands.choices import REGISTRIES, Names
 
-    for command, config in (("train", ScratchConfig()), ("extract", ExtractConfig()),
-                            ("finetune", FinetuneConfig())):
-        ctx = click.Context(cli.main.commands[command])
-        defaults = {p.name: p.get_default(ctx) for p in ctx.command.params}
-        groups = {"training": config.training, "augmentation": AugmentConfig()}
-        if command == "extract":
-            groups["head_options"] = HeadOptions()
-        for group in groups.values():
-            for field in fields(group):
-                assert defaults[field.name] == getattr(group, field.name), (command, field.name)
-        for field in fields(config):
-            if field.name in defaults and field.name not in ("data_dir", "source_run"):
-                assert defaults[field.name] == getattr(config, field.name), (command, field.name)
+    for where, names in REGISTRIES.items():
+        module, attribute = where.split(":")
+        assert names == tuple(getattr(importlib.import_module(module), attribute)), where
+    offered = [p.type.choices for _, command in _walk(cli.main) for p in command.params
+               if isinstance(p.type, Names)]
+    assert len(offered) >= 5 and all(tuple(c) in REGISTRIES.values() for c in offered)
+
+
+def _walk(group: click.Group):
+    for command in group.commands.values():
+        yield command.name, command
+        if isinstance(command, click.Group):
+            yield from _walk(command)
 
 
 def test_library_messages_name_fields_and_the_cli_shows_its_own_flags(tmp_path):

@@ -45,8 +45,10 @@ import keras
 import numpy as np
 
 from pipeline.cache import parts as feature_parts
+from pipeline.cache.keys import FolderPerKey, key_digest
 from pipeline.cache.parts import PartWriter
 from pipeline.data.dataset import naming_undecodable_images
+from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.devices.strategies import active_distribution
 from pipeline.errors import PipelineError
 from pipeline.models.folding import inference_model
@@ -83,8 +85,7 @@ class FeatureKey:
     format: int = FORMAT_VERSION
 
     def digest(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return key_digest(self)
 
     def folder_name(self) -> str:
         return f"{self.base}-{self.layer}-{self.image_size}px-{self.split}-{self.digest()[:16]}"
@@ -120,16 +121,6 @@ def weights_fingerprint(model: keras.Model) -> str:
         digest.update(f"{array.dtype}{array.shape}".encode("ascii"))
         digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-class FolderPerKey:
-    """A cache root with one sub-folder per key (``key.folder_name()``); also ``ViewCache``'s."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def folder(self, key: Any) -> Path:
-        return self.root / key.folder_name()
 
 
 class FeatureCache(FolderPerKey):
@@ -216,6 +207,8 @@ class FeatureCache(FolderPerKey):
                 raise
             shutil.rmtree(work, ignore_errors=True)
             raise PipelineError(_disk_full(self.root, key, count, row_bytes)) from None
+        except feature_parts.Busy:
+            raise  # another process's work: not ours to remove
         except PipelineError:  # the data changed under the fill: its parts are worthless
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -376,7 +369,7 @@ class ArrayBatches(keras.utils.PyDataset):
         batch_size: int,
         *,
         shuffle: bool = False,
-        seed: int = 1337,
+        seed: int = DEFAULT_SEED,
     ) -> None:
         super().__init__()
         self.features, self.labels = features, labels

@@ -133,31 +133,42 @@ def resume_point(folder: Path, plan: dict[str, Any]) -> int:
     return 0
 
 
+class Busy(PipelineError):
+    """Another live process owns the folder: its work is left alone, nothing is removed."""
+
+
 @contextlib.contextmanager
-def claimed(folder: Path):
-    """Own ``folder`` (creating it) while computing; refuse if a live process owns it."""
+def claimed(folder: Path, what: str = "these features"):
+    """Own ``folder`` (creating it) while computing ``what``; refuse (``Busy``) if a live
+    process owns it.
+
+    The owner file appears whole or not at all (written aside, then hard-linked into place,
+    which fails if it exists), so a second process never reads a half-written owner, takes
+    it for a dead one and computes over live work.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     owner = folder / OWNER_FILE
     host, pid = processes.current()
-    me = {"pid": pid, "host": host}
-    for _ in range(3):
-        try:
-            fd = os.open(owner, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            other = _read_owner(owner)
-            if other is not None and _alive(other):
-                raise PipelineError(
-                    f"{folder.name[1:-len(WORK_SUFFIX)]}: process {other.get('pid')} on "
-                    f"{other.get('host')} is computing these features now; wait for it to "
-                    "finish") from None
-            with contextlib.suppress(FileNotFoundError):
-                owner.unlink()  # its owner died: take it over
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(me, handle)
-        break
-    else:
-        raise PipelineError(f"{folder}: cannot take it over from another process; try again")
+    me = {"pid": pid, "host": host, "stamp": processes.stamp()}
+    mine = folder.parent / f".{folder.name}-owner-{pid}.tmp"  # outside: never swept with it
+    mine.write_text(json.dumps(me), encoding="utf-8")
+    try:
+        for _ in range(3):
+            try:
+                os.link(mine, owner)
+                break
+            except FileExistsError:
+                other = _read_owner(owner)
+                if other is not None and _alive(other):
+                    raise Busy(f"{folder}: process {other.get('pid')} on {other.get('host')} "
+                               f"is computing {what} now; wait for it to finish, then run "
+                               "this again") from None
+                with contextlib.suppress(FileNotFoundError):
+                    owner.unlink()  # its owner died: take it over
+        else:
+            raise Busy(f"{folder}: cannot take it over from another process; try again")
+    finally:
+        mine.unlink(missing_ok=True)
     try:
         yield folder
     finally:
@@ -211,7 +222,7 @@ def _read_owner(path: Path) -> dict[str, Any] | None:
 
 def _alive(owner: dict[str, Any]) -> bool:
     """Whether the process named in ``owner`` may still be writing (unknown hosts: yes)."""
-    return not processes.has_ended(owner.get("host"), owner.get("pid"))
+    return not processes.has_ended(owner.get("host"), owner.get("pid"), owner.get("stamp"))
 
 
 def _last_touched(folder: Path) -> float:

@@ -21,10 +21,12 @@ reuses those and adds the rest.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +36,10 @@ import keras
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from pipeline.cache.features import FolderPerKey, predict_batch
+from pipeline.cache.features import predict_batch
+from pipeline.cache.keys import FolderPerKey, key_digest
+from pipeline.cache.parts import claimed
+from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.errors import PipelineError
 from pipeline.models.folding import inference_model
 from pipeline.system import interrupts
@@ -62,8 +67,7 @@ class ViewsKey:
         return cls(features, layer, json.dumps(augmentation, sort_keys=True), seed)
 
     def digest(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return key_digest(self)
 
     def folder_name(self) -> str:
         return f"views-{self.layer}-{self.digest()[:16]}"
@@ -108,12 +112,23 @@ class ViewCache(FolderPerKey):
         if views < 1:
             raise PipelineError(f"`views` {views}: give at least 1 augmented view per image")
         folder = self.folder(key)
-        folder.mkdir(parents=True, exist_ok=True)
-        _remove_leftovers(folder)
         count = len(labels)
         shape = (count, *feature_shape)
-        self._write_labels(folder, labels)
-        present = self._present(folder, key, shape)
+        with claimed(folder, "these augmented views"):
+            _remove_leftovers(folder)
+            self._write_labels(folder, labels)
+            present = self._present(folder, key, shape)
+            _check_space(folder, shape, views - len(present & set(range(views))))
+            computed = self._compute_missing(folder, key, shape, views, present, compute,
+                                             verbose)
+        arrays = [np.load(folder / _view_file(view), mmap_mode="r") for view in range(views)]
+        label_array = np.load(folder / LABELS_FILE, mmap_mode="r")
+        return CachedViews(arrays, label_array, folder, key, computed)
+
+    def _compute_missing(self, folder: Path, key: ViewsKey, shape: tuple[int, ...], views: int,
+                         present: set[int], compute: ComputeView, verbose: int) -> int:
+        """Compute and write every view of ``0 .. views-1`` not in ``present``; how many."""
+        count = shape[0]
         computed = 0
         for view in range(views):
             if view in present:
@@ -127,9 +142,7 @@ class ViewCache(FolderPerKey):
             present.add(view)
             computed += 1
             self._write_metadata(folder, key, shape, present)
-        arrays = [np.load(folder / _view_file(view), mmap_mode="r") for view in range(views)]
-        label_array = np.load(folder / LABELS_FILE, mmap_mode="r")
-        return CachedViews(arrays, label_array, folder, key, computed)
+        return computed
 
     def _write_labels(self, folder: Path, labels: np.ndarray) -> None:
         path = folder / LABELS_FILE
@@ -184,16 +197,47 @@ def _remove_leftovers(folder: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def _check_space(folder: Path, shape: tuple[int, ...], missing: int) -> None:
+    """Refuse, before computing anything, views that the disk cannot hold."""
+    if missing <= 0:
+        return
+    needed = missing * math.prod(shape) * np.dtype(VIEW_DTYPE).itemsize
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise PipelineError(
+            f"{folder}: {missing} augmented views of {shape[0]} images need "
+            f"{needed / 2**30:.2f} GiB and the disk has {free / 2**30:.2f} GiB free; free "
+            "some space, give fewer `views`, or put the cache elsewhere (`features_dir`)")
+
+
 def _write_view(path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], None]) -> None:
+    """Write one view atomically. Its blocks are reserved before the memory map is filled: a
+    full disk is then an ``OSError`` here, not a ``SIGBUS`` when a page is written."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         array = open_memmap(tmp, mode="w+", dtype=VIEW_DTYPE, shape=shape)
+        _reserve(tmp)
         fill(array)
         array.flush()
         del array
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate every block of ``path`` now (``posix_fallocate``); ENOSPC raises a
+    PipelineError that says how much was needed."""
+    size = path.stat().st_size
+    try:
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, size)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return  # a file system that cannot reserve: written as before
+        raise PipelineError(f"{path.parent}: the disk is full ({size / 2**20:.1f} MiB needed "
+                            "for the next view); free some space and run this again, the views "
+                            "already written are kept") from None
 
 
 def augmented_view_computer(
@@ -236,7 +280,7 @@ class ViewBatches(keras.utils.PyDataset):
     gathers its rows from the views' memory maps.
     """
 
-    def __init__(self, cached: CachedViews, batch_size: int, *, seed: int = 1337) -> None:
+    def __init__(self, cached: CachedViews, batch_size: int, *, seed: int = DEFAULT_SEED) -> None:
         super().__init__()
         self.views, self.labels = cached.views, cached.labels
         self.batch_size = batch_size

@@ -1,26 +1,22 @@
-"""The commands around a whole chapter: ``run`` (every step), ``report`` and ``export``.
+"""The commands around a whole chapter: ``run`` (every step) and ``report``.
 
-``cli.py`` adds them to its main group. Light on purpose: presets and thresholds come from
+``pipeline.cli`` adds them to its main group. Light on purpose: presets and thresholds come from
 ``pipeline.workflows.chapter.presets`` (no TensorFlow), so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 import click
+import cloup
 
-from pipeline.commands.options import (
-    PathType,
-    RegistryChoice,
-    add_options,
-    dataset_option,
-    model_choice_option,
-    option,
-)
+from pipeline.commands.base import Command
+from pipeline.commands.choices import ARCHITECTURE_NAMES, BASE_NAMES, Names
+from pipeline.commands.options import PathType, add_options, dataset_option, field_defaults, option
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.training.options import PRECISIONS
+from pipeline.workflows.chapter.plan import ChapterConfig
 from pipeline.workflows.chapter.presets import (
     ALL,
     MEDIUM_DATASET,
@@ -29,6 +25,8 @@ from pipeline.workflows.chapter.presets import (
     STEPS,
     TRAINING_STEPS,
 )
+
+CHAPTER = field_defaults(ChapterConfig)
 
 
 class StepEpochs(click.ParamType):
@@ -65,56 +63,84 @@ def _presets_help() -> str:
     return "; ".join(f"{preset.name}: {preset.description}" for preset in PRESETS.values())
 
 
-@click.command("run")
+@cloup.command("run", cls=Command, examples=(
+    "python cli.py run --source ~/Downloads/train --preset cpu-quick   # prepare, train, report",
+    "python cli.py run --steps extract,finetune --base efficientnet_lite0 --epochs extract=10",
+))
 @add_options(
-    option("--source", type=PathType, default=None,
+    option("--source", type=PathType, default=CHAPTER["source"],
            help="Folder of photos to prepare the dataset from when --data is not prepared yet "
                 "(Kaggle train/, PetImages, or one sub-folder per class)."),
+    section="Data",
 )
-@dataset_option(help="Prepared dataset folder (made from --source when missing).")
+@dataset_option(CHAPTER["data_dir"], "Prepared dataset folder (made from --source when missing).")
 @add_options(
-    option("--split-sizes", type=int, nargs=3, default=(1000, 500, 500),
+    option("--split-sizes", type=int, nargs=3, default=CHAPTER["split_sizes"],
            help="Photos per class in train, validation, test when preparing from --source."),
-    option("--models-dir", type=PathType, default=Path("models"),
+    section="Data",
+)
+@add_options(
+    option("--models-dir", type=PathType, default=CHAPTER["models_dir"],
            help="Where the run folder goes (the feature cache is <models-dir>/features)."),
-    option("--run-name", default=None,
-           help="Name of the run folder (default: run-<preset or auto>-<dataset>, so the "
+    option("--run-name", default=CHAPTER["run_name"],
+           help="Name of the run folder (default: chapter-<preset or auto>-<dataset>, so the "
                 "same command resumes the same folder)."),
-    option("--preset", type=click.Choice(list(PRESETS)), default=None,
+    section="Output",
+)
+@add_options(
+    option("--preset", type=click.Choice(list(PRESETS)), default=CHAPTER["preset"],
            help=_presets_help() + ". Every value can be overridden by the options below."),
-    option("--steps", type=StepList(), default=(), show_default=False,
+    option("--steps", type=StepList(), default=CHAPTER["steps"], show_default=False,
            help=f"Comma-separated steps among {', '.join(STEPS)}, or {ALL} (default: the "
                 "preset's, else the rule of thumb's)."),
-    option("--base", default=None, type=RegistryChoice("pipeline.models.bases:BASES"),
+    section="Steps",
+)
+@add_options(
+    option("--base", default=CHAPTER["base"], type=Names(BASE_NAMES),
            help="Conv base of the transfer steps (default: the preset's, else vgg16)."),
-    option("--architecture", default="convnet",
-           type=RegistryChoice("pipeline.models.scratch:ARCHITECTURES"),
+    option("--architecture", default=CHAPTER["architecture"], type=Names(ARCHITECTURE_NAMES),
            help="Model of the from-scratch steps, as for `train`: convnet (the book's first "
                 "edition, 150 px) or mini_xception (its second, 180 px)."),
-    option("--weights", default="auto", help="Conv base weights, as for `extract`."),
-    option("--image-size", type=int, default=None,
+    option("--weights", default=CHAPTER["weights"], help="Conv base weights, as for `extract`."),
+    option("--image-size", type=int, default=CHAPTER["image_size"],
            help="Image size (default: the preset's, else the base's own; the scratch steps: "
                 "their architecture's own)."),
-    option("--epochs", type=StepEpochs(), default={}, show_default=False,
-           help="Epochs of every training step (5) or of some (extract=10,finetune=3); "
-                "default: the preset's, else each workflow's."),
-    option("--unfreeze", default=None,
+    option("--unfreeze", default=CHAPTER["unfreeze"],
            help="What fine-tuning thaws: top, all, N layers or a layer name (default: the "
                 "preset's, else the rule of thumb's). Giving it adds the finetune step."),
-    option("--views", type=int, default=None,
-           help="Fine-tuning's cached augmented views per image (0: none; default: the "
-                "preset's, else finetune's)."),
-    option("--batch-size", type=int, default=None,
+    section="Model",
+)
+@add_options(
+    option("--epochs", type=StepEpochs(), default=CHAPTER["epochs"], show_default=False,
+           help="Epochs of every training step (5) or of some (extract=10,finetune=3); "
+                "default: the preset's, else each workflow's."),
+    option("--batch-size", type=int, default=CHAPTER["batch_size"],
            help="Batch size of every step (default: each workflow's)."),
-    option("--seed", default=1337),
-    option("--precision", default="float32", type=click.Choice(PRECISIONS),
+    option("--seed", default=CHAPTER["seed"]),
+    section="Training",
+)
+@add_options(
+    option("--augment/--no-augment", default=CHAPTER["augment"],
+           help="Fine-tune under augmentation (default: the preset's, else on; the -augment "
+                "steps always augment, the others never)."),
+    option("--views", type=int, default=CHAPTER["views"],
+           help="With augmentation: cached augmented views per training image of every step "
+                "that augments a pretrained base (extract-augment, finetune); 0: augment on "
+                "the fly, through the whole model every epoch (the exact path; slow). "
+                "Default: the preset's, else each workflow's."),
+    section="Augmentation",
+)
+@add_options(
+    option("--precision", default=CHAPTER["precision"], type=click.Choice(PRECISIONS),
            help="mixed: float16 on a GPU, bfloat16 on a CPU."),
-    option("--strategy", default="auto", type=click.Choice(STRATEGIES),
+    option("--strategy", default=CHAPTER["strategy"], type=click.Choice(STRATEGIES),
            help="Devices of every training step: auto (all local GPUs when there are several), "
                 "one, mirrored, multiworker (TF_CONFIG). --batch-size is global, split across "
                 "the replicas."),
-    option("--report/--no-report", default=True, help="Write report.html and report.md."),
+    section="Devices",
 )
+@add_options(option("--report/--no-report", default=CHAPTER["report"],
+                    help="Write report.html and report.md."), section="Output")
 def run(**config) -> None:
     """The whole chapter: prepare, train each step, evaluate on test, report.
 
@@ -123,10 +149,10 @@ def run(**config) -> None:
     the same inputs is skipped; an interrupted run (Ctrl-C, SIGTERM, power loss)
     resumes where it stopped when the same command is started again.
     """
-    from pipeline.workflows.chapter.workflow import RunConfig, run_chapter
+    from pipeline.workflows.chapter.workflow import ChapterConfig, run_chapter
 
     config["split_sizes"] = tuple(config["split_sizes"])
-    click.echo("\n" + run_chapter(RunConfig(**config)).summary())
+    click.echo("\n" + run_chapter(ChapterConfig(**config)).summary())
 
 
 run.help = inspect.cleandoc(run.help or "") + (
@@ -137,21 +163,27 @@ run.help = inspect.cleandoc(run.help or "") + (
     f"  (features cached);\n"
     f"  fewer than {MEDIUM_DATASET:,}: a medium dataset; extract, then fine-tune the top block;\n"
     f"  {MEDIUM_DATASET:,} or more: a large dataset; extract, then fine-tune the whole base.\n"
-    "The choice and its reason are printed and recorded in run.json."
+    "The choice and its reason are printed and recorded in chapter.json."
 )
 
 
-@click.command("report")
-@click.argument("runs", nargs=-1, required=True, type=PathType)
+@cloup.command("report", cls=Command, examples=(
+    "python cli.py report models/chapter-cpu-quick-cats_and_dogs_small   # a `run` folder",
+    "python cli.py report models/<run> models/<other-run> -o models/report --title 'Heads'",
+))
+@cloup.argument("runs", nargs=-1, required=True, type=PathType,
+                help="Run folders, or `run` folders (standing for their steps).")
 @add_options(
-    option("-o", "--output", type=PathType, default=None,
-           help="Folder for report.html and report.md (default: the run folder given, for one "
-                "`run` folder; else models/report)."),
     option("--wrong", default=8, help="Most confidently wrong test photos shown per run."),
     option("--gradcam", default=3, help="Of which explained with Grad-CAM."),
     option("--title", default=None, help="Title of the report."),
+    option("-o", "--output", type=PathType, default=None,
+           help="Folder for report.html and report.md, or the .html file itself (default: the "
+                "run folder given, for one `run` folder; else models/report)."),
+    option("--force", is_flag=True, help="Replace a report already at -o."),
+    section="Report",
 )
-def report(runs, output, wrong, gradcam, title) -> None:
+def report(runs, output, wrong, gradcam, title, force) -> None:
     """Compare runs in one self-contained HTML file (and Markdown).
 
     RUNS are run folders or `run` folders (standing for their steps). The report holds
@@ -164,37 +196,10 @@ def report(runs, output, wrong, gradcam, title) -> None:
     from pipeline.report.from_runs import report_from_folders
     from pipeline.runs.chapter_record import is_chapter
 
-    built = report_from_folders(runs, wrong=wrong, gradcam=gradcam, title=title)
+    chosen = output is not None
     if output is None:
-        output = runs[0] if len(runs) == 1 and is_chapter(runs[0]) else Path("models/report")
-    files = write_report(built, output)
+        one_chapter = len(runs) == 1 and is_chapter(runs[0])
+        output = runs[0] if one_chapter else CHAPTER["models_dir"] / "report"
+    built = report_from_folders(runs, wrong=wrong, gradcam=gradcam, title=title)
+    files = write_report(built, output, force=force or not chosen)
     click.echo(f"wrote {files.html}\nwrote {files.markdown}")
-
-
-@click.command("export")
-@click.argument("run_path", metavar="RUN", type=PathType)
-@add_options(
-    option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]),
-           default="savedmodel",
-           help="savedmodel (a folder for TF Serving), tflite (a file for phones), onnx (needs "
-                "the onnx extra)."),
-    option("-o", "--output", type=PathType, default=None,
-           help="Where to write (default: <run>/export/model.<format>; savedmodel: a folder)."),
-    option("--force", is_flag=True, help="Replace an existing export."),
-)
-@model_choice_option
-def export(run_path, fmt, output, force, which) -> None:
-    """Export a run's model for serving, preprocessing inside: raw RGB images (0..255) in.
-
-    Goes through Keras' own Model.export; augmentation is left out and every layer
-    computes in float32.
-    """
-    from pipeline.evaluation.export import export_model
-    from pipeline.evaluation.saved_model import load_run_model
-
-    loaded = load_run_model(run_path, which)
-    suffix = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}[fmt]
-    output = output or loaded.run.file("export") / suffix
-    click.echo(f"wrote {export_model(loaded.model, output, fmt, force=force)} "
-               f"(input: float32 images (batch, {loaded.image_size}, {loaded.image_size}, 3) "
-               f"in 0..255; classes {', '.join(loaded.class_names)})")

@@ -1,138 +1,61 @@
-"""The command groups around the workflows: ``data ...``, ``visualize ...`` and ``summary``.
+"""Looking at runs and models: ``plot`` (learning curves), ``visualize ...`` and ``summary``.
 
-Prepare, download or generate datasets and preview augmentation; look inside a convnet;
-count what it costs. ``cli.py`` adds them to its main group.
+Plot a run's curves to spot overfitting; look inside a convnet; count what it costs.
+``pipeline.cli`` adds them to its main group; the plotting code is imported inside the commands.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+import cloup
 
+from pipeline.commands.base import CONTEXT, Command, Commands
 from pipeline.commands.options import (
-    CONTEXT,
-    Commands,
     PathType,
-    RegistryChoice,
     add_options,
-    augmentation_options,
     echo_paths,
     model_choice_option,
     option,
     output_option,
+    run_argument,
 )
 
-# -- data -----------------------------------------------------------------------------------------
+RUN = run_argument()
 
 
-@click.group(cls=Commands, context_settings=CONTEXT)
-def data() -> None:
-    """Prepare, download or generate datasets, and preview augmentation."""
-
-
-@data.command("prepare")
+@cloup.command("plot", cls=Command, examples=(
+    "python cli.py plot models/<run>                       # curves.png in the run folder",
+    "python cli.py plot models/<run> models/<other-run> --smooth 0.8 -o compare.png",
+))
+@cloup.argument("runs", nargs=-1, required=True, type=PathType, help="Run folders.")
 @add_options(
-    option("--source", type=PathType, required=True,
-           help="Folder of photos: Kaggle flat (cat.1.jpg), PetImages (Cat/, Dog/) or one "
-                "sub-folder per class."),
-    option("--name", default="cats_and_dogs_small",
-           help="Dataset name: written to <data-root>/<name>/."),
-    option("--data-root", type=PathType, default=Path("data")),
-    option("--train", default=1000, help="Images per class."),
-    option("--validation", default=500, help="Images per class."),
-    option("--test", default=500, help="Images per class."),
-    option("--shuffle", is_flag=True,
-           help="Draw images at random (default: in file order, the classic split)."),
-    option("--seed", default=1337, help="Seed for --shuffle."),
-    option("--force", is_flag=True, help="Replace an existing dataset of that name."),
-    option("--link/--copy", default=False,
-           help="Hard-link photos instead of copying them (a link IS the photo: editing either "
-                "changes both). The source is never written."),
+    option("--smooth", "smoothing", default=0.0,
+           help="Exponential moving average factor in [0, 1); 0.8 suits noisy curves."),
+    option("--patience", default=3,
+           help="Epochs of rising validation loss that mark the onset of overfitting."),
+    section="Plot",
 )
-def data_prepare(**config) -> None:
-    """Make a train/validation/test split from a folder of photos (the source is never changed)."""
-    from pipeline.data.prepare import PrepareConfig, prepare_dataset
+@output_option("PNG to write (default: curves.png in the run folder; for several runs, "
+               "models/compare-<runs>.png).")
+def plot(runs, output, smoothing, patience) -> None:
+    """Plot training vs validation accuracy and loss of one or more runs, to spot overfitting."""
+    from pipeline.plots.curves import default_output, plot_runs
+    from pipeline.runs.folder import Run
+    from pipeline.system.paths import output_file
 
-    click.echo(prepare_dataset(PrepareConfig(**config)).summary())
-
-
-@data.command("download")
-@add_options(option("--data-root", type=PathType, default=Path("data")),
-             option("--force", is_flag=True, help="Download and extract again."))
-def data_download(data_root, force) -> None:
-    """Fetch Microsoft's PetImages archive (about 800 MB) and extract it under data/."""
-    from pipeline.data.download import download_petimages
-
-    result = download_petimages(data_root, force=force)
-    click.echo(result.summary())
-    click.echo(f"next: python cli.py data prepare --source {result.path}")
+    opened = [Run.open(path) for path in runs]
+    default = default_output(opened)
+    out = output_file(output, default.name, default.parent, "output")
+    click.echo(f"wrote {plot_runs(opened, out, smoothing, patience)}")
 
 
-@data.command("synth")
-@add_options(
-    option("--name", default="synthetic"),
-    option("--data-root", type=PathType, default=Path("data")),
-    option("--sizes", nargs=3, type=int, default=(40, 20, 20),
-           help="Images per class in train, validation, test."),
-    option("--image-size", default=64, help="Side of the images, pixels."),
-    option("--seed", default=0),
-    option("--force", is_flag=True, help="Replace an existing dataset of that name."),
-)
-def data_synth(name, data_root, **options) -> None:
-    """Write a small generated two-class dataset (circles vs stripes) for smoke runs and tests."""
-    from pipeline.data.synth import write_synthetic_dataset
-
-    folder = write_synthetic_dataset(data_root / name, **options)
-    click.echo(f"synthetic dataset written to {folder}")
+# -- see inside a convnet --------------------------------------------------------------------------
 
 
-@data.command("check")
-@click.argument("data_dir", metavar="DATASET", type=PathType)
-@add_options(
-    option("--base", default="efficientnet_lite0",
-           type=RegistryChoice("pipeline.models.bases:BASES"),
-           help="Conv base whose pooled features compare the photos (cached, as extract's)."),
-    option("--weights", default="auto", help="Its weights, as for `extract`."),
-    option("--image-size", type=int, default=None, help="Default: the base's own size."),
-    option("--models-dir", type=PathType, default=Path("models"),
-           help="The feature cache is <models-dir>/features."),
-    option("--threshold", default=0.95,
-           help="Cosine similarity above which two photos are near duplicates."),
-    option("--neighbours", default=10, help="Neighbours that vote on each photo's label."),
-)
-@output_option("Folder for the contact sheets and check.json (default: "
-               "<models-dir>/data-check-<dataset>).", "out_dir")
-def data_check(**config) -> None:
-    """Duplicates, leaks between splits and likely mislabelled photos of DATASET.
-
-    Exact duplicates (same bytes), near duplicates (conv-base features almost equal) within
-    a split and across train/validation/test (a leak: the held-out score measures memory),
-    and photos whose nearest neighbours mostly carry another label; a contact sheet each.
-    """
-    from pipeline.workflows.data_check import DataCheckConfig, check_dataset
-
-    click.echo(check_dataset(DataCheckConfig(**config)).summary())
-
-
-@data.command("augment-preview")
-@click.argument("image", type=PathType)
-@output_option("PNG to write (default: models/augmentation-<image name>.png).")
-@add_options(option("--count", default=8, help="Augmented versions to show."),
-             option("--image-size", default=150), option("--seed", default=1337))
-@augmentation_options
-def data_augment_preview(image, output, count, image_size, seed, augmentation) -> None:
-    """Write a grid of augmented versions of IMAGE, to see what training shows the model."""
-    from pipeline.plots.augmentation import plot_augmentations
-
-    output = output or Path("models") / f"augmentation-{Path(image).stem}.png"
-    click.echo(f"wrote {plot_augmentations(image, output, augmentation, count, image_size, seed)}")
-
-
-# -- see inside a convnet ------------------------------------------------------------------------
-
-
-@click.group(cls=Commands, context_settings=CONTEXT)
+@cloup.group(cls=Commands, context_settings=CONTEXT, examples=(
+    "python cli.py visualize gradcam models/<run> photo.jpg",
+    "python cli.py visualize activations models/<run> photo.jpg --layers conv1,pool1",
+))
 def visualize() -> None:
     """See inside a convnet: activations, filters, Grad-CAM.
 
@@ -142,15 +65,19 @@ def visualize() -> None:
     """
 
 
-@visualize.command("activations")
-@click.argument("run_path", metavar="RUN", type=PathType)
-@click.argument("image_path", metavar="IMAGE", type=PathType)
+@visualize.command("activations", examples=(
+    "python cli.py visualize activations models/<run> photo.jpg",
+    "python cli.py visualize activations models/<run> photo.jpg --layers block1_conv1",
+))
+@RUN
+@cloup.argument("image_path", metavar="IMAGE", type=PathType, help="A photo.")
 @add_options(
     option("--layers", "layer_names", default=None,
            callback=lambda ctx, param, value: [n.strip() for n in value.split(",") if n.strip()]
            if value else None,
            help="Comma-separated layer names (default: every convolution and pooling layer)."),
     option("--channels", "max_channels", default=64, help="Channels shown per layer."),
+    section="Layers",
 )
 @model_choice_option
 @output_option("Folder to write to (default: <run>/visualize/activations-<image>/).", "out_dir")
@@ -165,13 +92,17 @@ def visualize_activations(**options) -> None:
     echo_paths(write_activations(**options))
 
 
-@visualize.command("filters")
-@click.argument("run_path", metavar="RUN", type=PathType)
+@visualize.command("filters", examples=(
+    "python cli.py visualize filters models/<run> --layer block1_conv1",
+    "python cli.py visualize filters models/<run> --layer conv1 --count 32 --steps 60",
+))
+@RUN
 @add_options(
     option("--layer", "layer_name", required=True,
            help="A convolution layer, e.g. conv1 or block1_conv1."),
     option("--count", default=16, help="Filters to show (the first N)."),
     option("--steps", default=30, help="Gradient ascent steps."),
+    section="Layers",
 )
 @model_choice_option
 @output_option("PNG to write (default: <run>/visualize/filters-<layer>.png).", "out")
@@ -185,14 +116,19 @@ def visualize_filters(**options) -> None:
     echo_paths([write_filter_patterns(**options)])
 
 
-@visualize.command("gradcam")
-@click.argument("run_path", metavar="RUN", type=PathType)
-@click.argument("image_paths", metavar="IMAGES", nargs=-1, required=True, type=PathType)
+@visualize.command("gradcam", examples=(
+    "python cli.py visualize gradcam models/<run> photo.jpg other.jpg",
+    "python cli.py visualize gradcam models/<run> photo.jpg --class dogs --layer block5_conv3",
+))
+@RUN
+@cloup.argument("image_paths", metavar="IMAGES", nargs=-1, required=True, type=PathType,
+                help="Photos.")
 @add_options(
     option("--class", "class_name", default=None,
            help="Class to explain (default: the predicted class of each image)."),
     option("--layer", "layer_name", default=None,
            help="Convolution layer (default: the last one)."),
+    section="Layers",
 )
 @model_choice_option
 @output_option("Folder to write to (default: <run>/visualize/).", "out_dir")
@@ -207,10 +143,14 @@ def visualize_gradcam(**options) -> None:
     echo_paths(write_gradcam(**options))
 
 
-@visualize.command("kernels")
-@click.argument("image", type=PathType)
+@visualize.command("kernels", examples=(
+    "python cli.py visualize kernels photo.jpg",
+    "python cli.py visualize kernels photo.jpg --size 512 -o kernels.png",
+))
+@cloup.argument("image", type=PathType, help="A photo.")
 @add_options(option("--size", default=256,
-                    help="The photo is shrunk to this many pixels on its longest side."))
+                    help="The photo is shrunk to this many pixels on its longest side."),
+             section="Data")
 @output_option("PNG to write (default: models/kernels-<image>.png).")
 def visualize_kernels(image, size, output) -> None:
     """Hand-made 3x3 kernels applied to an image.
@@ -226,13 +166,18 @@ def visualize_kernels(image, size, output) -> None:
 # -- accounting -----------------------------------------------------------------------------------
 
 
-@click.command("summary", context_settings=CONTEXT)
-@click.argument("spec", metavar="MODEL")
+@cloup.command("summary", cls=Command, context_settings=CONTEXT, examples=(
+    "python cli.py summary models/<run>",
+    "python cli.py summary resnet50 --image-size 224 --include-top",
+))
+@cloup.argument("spec", metavar="MODEL",
+                help="A run folder, a .keras file, or an architecture name.")
 @add_options(
     option("--image-size", type=click.IntRange(min=1), default=None,
            help="Input size for a model given by name (default: its native size, e.g. 224)."),
     option("--include-top", is_flag=True,
            help="For a model given by name: include its ImageNet classifier."),
+    section="Model",
 )
 def summary(**options) -> None:
     """Per-layer shapes, parameters, MACs, receptive fields.

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.data.manifest import (
     REDO_HINT,
     SPLITS,
@@ -74,7 +75,7 @@ def load_split(
     batch_size: int,
     *,
     shuffle: bool = False,
-    seed: int = 1337,
+    seed: int = DEFAULT_SEED,
     cache: bool = True,
 ) -> SplitData:
     """Build the input pipeline of one split of a prepared dataset.

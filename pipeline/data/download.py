@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipeline.data.defaults import DATA_ROOT
 from pipeline.data.images import check_image
 from pipeline.data.layouts import IMAGE_EXTENSIONS, PETIMAGES_CLASS_FOLDERS
 from pipeline.data.prepare import StderrProgress
@@ -73,7 +74,7 @@ class DownloadResult:
 
 
 def download_petimages(
-    data_root: Path = Path("data"),
+    data_root: Path = DATA_ROOT,
     force: bool = False,
     *,
     origin: str = PETIMAGES_URL,

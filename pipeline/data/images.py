@@ -103,7 +103,7 @@ def check_image(path: Path) -> ImageCheck:
     try:
         size_bytes = path.stat().st_size
     except OSError as exc:
-        return ImageCheck(path, ok=False, reason=f"cannot read file ({exc.strerror or exc})")
+        return ImageCheck(path, ok=False, reason=f"cannot be read ({_reason_of(exc)})")
     if size_bytes == 0:
         return ImageCheck(path, ok=False, reason="empty file (0 bytes)")
 
@@ -120,7 +120,11 @@ def check_image(path: Path) -> ImageCheck:
         return ImageCheck(path, ok=False, reason="too large to decode safely (decompression bomb)")
     except Image.UnidentifiedImageError:
         return ImageCheck(path, ok=False, reason="not an image Pillow can read")
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # the system refused to read it (permission, I/O error)
+            return ImageCheck(path, ok=False, reason=f"cannot be read ({_reason_of(exc)})")
+        return ImageCheck(path, ok=False, reason=f"truncated or corrupt image data ({exc})")
+    except (SyntaxError, ValueError, EOFError) as exc:
         return ImageCheck(path, ok=False, reason=f"truncated or corrupt image data ({exc})")
 
     if min(width, height) < MIN_IMAGE_SIDE:
@@ -145,6 +149,11 @@ def check_image(path: Path) -> ImageCheck:
         needs_conversion=conversion is not None,
         conversion_reason=conversion,
     )
+
+
+def _reason_of(error: OSError) -> str:
+    """``permission denied``: the system's own words, in lower case, without the path."""
+    return (error.strerror or str(error)).lower()
 
 
 def _conversion_reason(
@@ -200,9 +209,24 @@ def save_as_rgb_jpeg(src: Path, dst: Path, quality: int = 95) -> None:
     EXIF orientation is applied to the pixels (and so dropped), because TensorFlow's decoder
     ignores it; transparent areas become white, not black.
     """
-    with opened_image(src) as image:
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        rgb = to_rgb(upright)
+    rgb = _upright_rgb(src)
     with atomic_path(dst) as tmp:
         rgb.save(tmp, format="JPEG", quality=quality)
+
+
+def write_rgb_jpeg(src: Path, dst: Path, quality: int = 95) -> None:
+    """``save_as_rgb_jpeg`` into a new file ``dst`` directly, with no temporary name.
+
+    For a folder that is itself moved into place only when complete (a dataset being
+    built): there a temporary name adds nothing, and beside a 250-byte name it would not fit
+    in the file system's 255.
+    """
+    rgb = _upright_rgb(src)
+    with open(dst, "xb") as handle:
+        rgb.save(handle, format="JPEG", quality=quality)
+
+
+def _upright_rgb(src: Path) -> Image.Image:
+    with opened_image(src) as image:
+        image.load()
+        return to_rgb(ImageOps.exif_transpose(image))

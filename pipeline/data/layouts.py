@@ -12,6 +12,11 @@ Class names are lower-cased in every layout, so Kaggle and PetImages both give `
 ``dog`` and a model trained on one can be evaluated on the other. Files are listed in natural
 order (``2.jpg`` before ``10.jpg``), which for Kaggle is id order: the order the classic
 small-data split is taken in.
+
+A name the file system allows but a dataset cannot hold as it is (bytes that are not UTF-8,
+from an old archive; a newline) is given a valid one by ``portable_name`` (``caf%E9.jpg``),
+and shown in messages and records by ``shown`` (``caf\\xe9.jpg``): a manifest must be valid
+UTF-8, or every later command fails reading it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.data.manifest import MANIFEST_NAME, SPLITS
 from pipeline.errors import PipelineError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
@@ -59,14 +65,17 @@ def scan_source(source: Path) -> SourceScan:
     """
     source = Path(source).expanduser()
     if not source.exists():
-        raise PipelineError(f"`source` {source}: folder not found; {EXPECTED_LAYOUT}")
+        raise PipelineError(f"`source` {shown(source)}: folder not found; {EXPECTED_LAYOUT}")
     if not source.is_dir():
-        raise PipelineError(f"`source` {source}: is a file, not a folder; {EXPECTED_LAYOUT}")
+        raise PipelineError(
+            f"`source` {shown(source)}: is a file, not a folder; {EXPECTED_LAYOUT}"
+        )
 
+    _refuse_prepared_dataset(source)
     ignored: list[tuple[Path, str]] = []
     files, folders = _visible_entries(source, ignored)
     if not files and not folders:
-        raise PipelineError(f"`source` {source}: folder is empty; {EXPECTED_LAYOUT}")
+        raise PipelineError(f"`source` {shown(source)}: folder is empty; {EXPECTED_LAYOUT}")
 
     image_files = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
     if not image_files and len(folders) == 1 and not _holds_images(folders[0]):
@@ -82,8 +91,8 @@ def scan_source(source: Path) -> SourceScan:
     split_like = {d.name.lower() for d in folders_with_images} & _SPLIT_FOLDER_NAMES
     if "train" in split_like and len(split_like) > 1:
         raise PipelineError(
-            f"`source` {source}: holds split folders ({', '.join(sorted(split_like))}), "
-            f"not class folders; use `source` {source / 'train'}"
+            f"`source` {shown(source)}: holds split folders ({', '.join(sorted(split_like))}), "
+            f"not class folders; use `source` {shown(source / 'train')}"
         )
 
     if folders_with_images:
@@ -99,10 +108,20 @@ def scan_source(source: Path) -> SourceScan:
     if len(scan.classes) < 2:
         found = ", ".join(scan.classes) or "none"
         raise PipelineError(
-            f"`source` {source}: found {len(scan.classes)} class ({found}), need at least 2; "
-            f"{EXPECTED_LAYOUT}"
+            f"`source` {shown(source)}: found {len(scan.classes)} class ({found}), need at least "
+            f"2; {EXPECTED_LAYOUT}"
         )
     return scan
+
+
+def _refuse_prepared_dataset(source: Path) -> None:
+    """A dataset this package prepared is no source of photos: say so, and where it goes."""
+    if (source / MANIFEST_NAME).is_file() and any((source / s).is_dir() for s in SPLITS):
+        raise PipelineError(
+            f"`source` {shown(source)}: is already a prepared dataset (it holds {MANIFEST_NAME} "
+            "and split folders); pass it as the dataset (`data_dir`) to train on it, or point "
+            "`source` at the original photos to prepare it again"
+        )
 
 
 def _scan_kaggle_flat(
@@ -131,11 +150,14 @@ def _scan_class_folders(
     classes: dict[str, list[Path]] = {}
     original_names: dict[str, str] = {}
     for folder in sorted(folders, key=lambda d: d.name.lower()):
-        label = folder.name.lower()
+        label = portable_name(folder.name).lower()
         if label in classes:
+            first = original_names[label]
+            how = ("differ only in case" if first.lower() == folder.name.lower()
+                   else f"give the same class name {label!r}")
             raise PipelineError(
-                f"`source` {source}: class folders {original_names[label]!r} and "
-                f"{folder.name!r} differ only in case; rename or merge one of them"
+                f"`source` {shown(source)}: class folders {shown(first)!r} and "
+                f"{shown(folder.name)!r} {how}; rename or merge one of them"
             )
         original_names[label] = folder.name
         files, subfolders = _visible_entries(folder, ignored)
@@ -180,3 +202,31 @@ def natural_key(path: Path) -> tuple:
         tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p),
         path.name,
     )
+
+
+def portable_name(name: str) -> str:
+    """``name`` as a valid UTF-8 file name without control characters, the same every time.
+
+    Each byte that is not UTF-8 (Python lists it as a surrogate, ``\\udce9``) and each control
+    character becomes ``%XX``: ``caf\\xe9.jpg`` is stored as ``caf%E9.jpg``.
+    """
+    return _escaped(name, "%{:02X}")
+
+
+def shown(text: object) -> str:
+    """``text`` (a path or name) printable and storable as UTF-8: bytes that are not UTF-8
+    and control characters are written ``\\xNN``, as Python writes them."""
+    return _escaped(str(text), "\\x{:02x}")
+
+
+def _escaped(text: str, form: str) -> str:
+    parts = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as os.listdir gives it
+            parts.append(form.format(code - 0xDC00))
+        elif code < 0x20 or code == 0x7F:
+            parts.append(form.format(code))
+        else:
+            parts.append(char)
+    return "".join(parts)

@@ -6,6 +6,11 @@ modification time, so ``verify_dataset`` can tell cheaply (sizes and times) or s
 (checksums) that the files on disk are still the ones that were prepared: a photo edited or
 deleted after ``data prepare`` is named before training, not found mid-epoch or never.
 
+Every class and file name a manifest lists is checked on reading (``entry_name_problem``):
+one name inside its folder, valid UTF-8. A hand-edited ``../../secret.jpg`` would otherwise
+make training read a file outside the dataset; a listed file or folder that is a symbolic
+link is refused for the same reason (``data prepare`` never writes one).
+
 Format 2 added per-file ``size``, ``mtime_ns`` and ``made`` (how the file was made: ``copy``,
 ``reflink``, ``link``, ``converted`` or ``generated``). Format 1 manifests are still read;
 their files can only be verified by checksum.
@@ -33,6 +38,9 @@ SPLITS = ("train", "validation", "test")
 # they were copied or linked and whenever that happened.
 _VOLATILE_KEYS = frozenset({"created", "link"})
 _VOLATILE_FILE_KEYS = frozenset({"mtime_ns", "made"})
+
+# What a training run's folder holds (``pipeline.runs``; named here, data imports no runs).
+_RUN_FILES = ("config.json", "history.json", "run.json")
 
 PREPARE_HINT = "prepare it first (`data prepare` with `source` set to your photos)"
 REDO_HINT = "prepare it again (`data prepare` with `force`)"
@@ -124,7 +132,71 @@ def read_manifest(dataset_dir: Path) -> dict[str, Any]:
             f"{path}: manifest format {manifest.get('format')!r}, this version reads "
             f"{' and '.join(map(str, READABLE_FORMATS))}; {REDO_HINT}"
         )
+    _check_listing(manifest, path)
     return manifest
+
+
+# The longest name Linux file systems hold (NAME_MAX); ``data prepare`` writes none longer.
+NAME_MAX_BYTES = 255
+
+
+def entry_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a class folder or a file of a dataset, or None when it can.
+
+    One name inside its folder (no ``/``, not ``.`` or ``..``, no NUL), valid UTF-8 and at most
+    255 bytes: what ``data prepare`` writes, so anything else was edited in by hand.
+    """
+    if not isinstance(name, str):
+        return f"is a {type(name).__name__}, not a name"
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return "is not one name inside its folder (no /, not . or .., no NUL)"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if size > NAME_MAX_BYTES:
+        return f"is {size} bytes long, over the {NAME_MAX_BYTES} a file name may have"
+    return None
+
+
+def _check_listing(manifest: Mapping[str, Any], path: Path) -> None:
+    """Refuse, naming the field, a listing that is not the shape we write or names a path."""
+    classes = manifest["classes"]
+    if not isinstance(classes, list) or len(set(map(repr, classes))) != len(classes):
+        raise PipelineError(f"{path}: `classes` must be a list of distinct names; {REDO_HINT}")
+    for label in classes:
+        problem = entry_name_problem(label)
+        if problem:
+            raise PipelineError(f"{path}: class {label!r} {problem}; the manifest was edited by "
+                                f"hand: {REDO_HINT}")
+    for split in SPLITS:
+        for label in classes:
+            entries = _field(manifest, path, "splits", split, label)
+            count = _field(manifest, path, "counts", split, label)
+            if not isinstance(entries, list):
+                raise PipelineError(f"{path}: `splits.{split}.{label}` must be a list of files; "
+                                    f"{REDO_HINT}")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise PipelineError(f"{path}: `counts.{split}.{label}` {count!r} must be a whole "
+                                    f"number, 0 or more; {REDO_HINT}")
+            for entry in entries:
+                name = entry.get("name") if isinstance(entry, dict) else entry
+                problem = entry_name_problem(name) if isinstance(entry, dict) else "is no entry"
+                if problem:
+                    raise PipelineError(
+                        f"{path}: {split}/{label} entry {name!r} {problem}; the manifest was "
+                        f"edited by hand: {REDO_HINT}"
+                    )
+
+
+def _field(manifest: Mapping[str, Any], path: Path, *keys: str) -> Any:
+    value: Any = manifest
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            missing = ".".join(keys[: depth + 1])
+            raise PipelineError(f"{path}: `{missing}` is missing; {REDO_HINT}")
+        value = value[key]
+    return value
 
 
 def require_prepared(dataset_dir: Path) -> dict[str, Any]:
@@ -135,13 +207,26 @@ def require_prepared(dataset_dir: Path) -> dict[str, Any]:
     if not dataset_dir.is_dir():
         raise PipelineError(f"{dataset_dir}: is a file, not a dataset folder; {PREPARE_HINT}")
     if not (dataset_dir / MANIFEST_NAME).exists():
+        marker = next((name for name in _RUN_FILES if (dataset_dir / name).is_file()), None)
+        if marker:
+            raise PipelineError(
+                f"{dataset_dir}: is a training run's folder (it holds {marker}), not a dataset; "
+                "give the prepared dataset it was trained on as `data_dir` instead"
+            )
         raise PipelineError(
             f"{dataset_dir}: has no {MANIFEST_NAME}, so preparing it did not finish; {REDO_HINT}"
         )
     manifest = read_manifest(dataset_dir)
     for split in SPLITS:
         for name in manifest["classes"]:
-            if manifest["counts"][split][name] and not (dataset_dir / split / name).is_dir():
+            folder = dataset_dir / split / name
+            for linked in (folder.parent, folder):
+                if linked.is_symlink():
+                    raise PipelineError(
+                        f"{linked}: is a symbolic link, which `data prepare` never writes (it "
+                        f"could lead outside the dataset); {REDO_HINT}"
+                    )
+            if manifest["counts"][split][name] and not folder.is_dir():
                 raise PipelineError(
                     f"{dataset_dir / split / name}: folder listed in the manifest is missing; "
                     f"{REDO_HINT}"
@@ -234,6 +319,8 @@ def verify_dataset(data_dir: Path, full: bool = False, decode: bool = False) -> 
 
 
 def _file_problem(path: Path, entry: Mapping[str, Any], by_checksum: bool) -> str | None:
+    if path.is_symlink():
+        return "a symbolic link, not a file `data prepare` wrote"
     try:
         stat = path.stat()
     except FileNotFoundError:

@@ -12,25 +12,30 @@ files), and re-encoded RGB JPEGs for photos TensorFlow cannot read as they are. 
 (``link=True``) save disk everywhere but make each dataset file the very same file as its
 photo: editing or ``chmod``-ing either changes both. The manifest records how each file was
 made. The dataset is built in a hidden folder and moved into place when complete, so a full
-disk or an interrupted run leaves no partial dataset (see ``destination.py``).
+disk or an interrupted run leaves no partial dataset, and what a killed run left is cleared
+by the next one (see ``destination.py``).
+
+Each file keeps its photo's name where it can. A name that is not valid UTF-8 (or holds a
+control character) is stored under a valid one (``caf%E9.jpg``, ``layouts.portable_name``)
+and one too long for the destination's file system is cut and tagged (``photo_files.py``):
+the same photo gets the same name every time. The manifest records each file's source name,
+escaped where it is not UTF-8 (``caf\\xe9.jpg``).
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.data.destination import building, check_destination
-from pipeline.data.images import ImageCheck, check_image, save_as_rgb_jpeg
-from pipeline.data.layouts import SourceScan, natural_key, scan_source
+from pipeline.data.defaults import DATA_ROOT, DATASET_NAME, DEFAULT_SEED
+from pipeline.data.destination import building, check_destination, clear_leftovers
+from pipeline.data.images import ImageCheck, check_image, write_rgb_jpeg
+from pipeline.data.layouts import SourceScan, natural_key, portable_name, scan_source, shown
 from pipeline.data.manifest import (
     MANIFEST_NAME,
     SPLITS,
@@ -39,28 +44,24 @@ from pipeline.data.manifest import (
     file_sha256,
     write_manifest,
 )
+from pipeline.data.photo_files import copy_file, name_max_of, try_hard_link, unique_name
 from pipeline.errors import PipelineError
-from pipeline.system.atomic import atomic_path
 from pipeline.system.paths import check_writable_folder, child_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "file_sha256", "prepare_dataset"]
-
-# Linux's ioctl that makes ``dst`` share ``src``'s blocks (btrfs, XFS, bcachefs, OCFS2).
-_FICLONE = 0x40049409
-
 
 @dataclass
 class PrepareConfig:
     """Where the photos are, where the dataset goes, and how many photos per class per split."""
 
     source: Path
-    data_root: Path = Path("data")
-    name: str = "cats_and_dogs_small"
+    data_root: Path = DATA_ROOT
+    name: str = DATASET_NAME
     train: int = 1000
     validation: int = 500
     test: int = 500
     shuffle: bool = False  # False: first photos in id order (the book's split); True: random
-    seed: int = 1337  # used only with shuffle
+    seed: int = DEFAULT_SEED  # used only with shuffle
     force: bool = False  # replace an existing dataset of the same name (only one we wrote)
     # Hard-link unchanged photos instead of copying them. A hard link IS the photo: the
     # dataset file and the source file share bytes, permissions and owner, so editing or
@@ -92,10 +93,13 @@ class PrepareResult:
     reflinked: int = 0  # copies sharing blocks with the photo (copy-on-write file systems)
     converted: int = 0
     replaced: bool = False  # an older dataset of the same name was removed first
+    # What is worth telling and is no failure: leftovers of ended runs cleared or left alone,
+    # a stop that came once the new dataset was in place.
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, max_skipped: int = 20) -> str:
         """A few lines for the terminal: counts per split and class, and what was skipped."""
-        lines = [f"prepared {self.dataset_dir} ({self.layout} layout)"]
+        lines = [f"prepared {shown(self.dataset_dir)} ({self.layout} layout)"]
         for split, per_class in self.counts.items():
             counts = ", ".join(f"{label} {count}" for label, count in per_class.items())
             lines.append(f"  {split}: {counts}")
@@ -110,13 +114,15 @@ class PrepareResult:
         )
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} files:")
-            lines.extend(f"    {path}: {reason}" for path, reason in self.skipped[:max_skipped])
+            lines.extend(f"    {shown(path)}: {reason}"
+                         for path, reason in self.skipped[:max_skipped])
             if len(self.skipped) > max_skipped:
                 lines.append(f"    ... and {len(self.skipped) - max_skipped} more, all listed in")
-                lines.append(f"    {self.manifest_path}")
+                lines.append(f"    {shown(self.manifest_path)}")
         if self.replaced:
             lines.append("  (replaced the previous dataset of that name)")
-        lines.append(f"  manifest: {self.manifest_path}")
+        lines.extend(f"  {shown(note)}" for note in self.notes)
+        lines.append(f"  manifest: {shown(self.manifest_path)}")
         return "\n".join(lines)
 
 
@@ -141,16 +147,17 @@ def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResu
     scan = scan_source(config.source)
     source = scan.source.resolve()
     _refuse_overlap(source, dataset_dir.resolve())
+    notes = clear_leftovers(dataset_dir.parent)  # first: a dataset put back counts as there
     replacing = check_destination(dataset_dir, config.force)
 
     picks, bad, checked = _select(scan, sizes, config, progress)
 
     skipped = [*scan.ignored, *bad]
     classes = list(scan.classes)
-    with building(dataset_dir, config.force) as partial:
+    with building(dataset_dir, config.force, notes=notes) as partial:
         entries, stats = _write_picks(picks, scan.source, partial, config.link, progress)
         manifest = build_manifest(
-            source=str(source),
+            source=shown(source),
             layout=scan.layout,
             selection="shuffle" if config.shuffle else "first",
             seed=config.seed if config.shuffle else None,
@@ -170,6 +177,7 @@ def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResu
         skipped=skipped,
         checked=checked,
         replaced=replacing,
+        notes=notes,
         **stats,
     )
 
@@ -269,6 +277,7 @@ def _write_picks(
         for label in dict.fromkeys(p.label for p in picks):
             entries[split][label] = []
     used_names: dict[Path, set[str]] = {}
+    name_max = name_max_of(dataset_dir)
     stats = {"linked": 0, "copied": 0, "reflinked": 0, "converted": 0}
     bar = StderrProgress("writing dataset", len(picks), enabled=progress)
     try:
@@ -279,12 +288,14 @@ def _write_picks(
                 used_names[folder] = set()
             src = pick.check.path
             converted = pick.check.needs_conversion
-            wanted = Path(src.name).with_suffix(".jpg").name if converted else src.name
-            dst = folder / _unique_name(wanted, used_names[folder])
+            wanted = portable_name(src.name)
             if converted:
-                save_as_rgb_jpeg(src, dst)
+                wanted = os.path.splitext(wanted)[0] + ".jpg"
+            dst = folder / unique_name(wanted, used_names[folder], name_max)
+            if converted:
+                write_rgb_jpeg(src, dst)
                 made = "converted"
-            elif link and _try_hard_link(src, dst):
+            elif link and try_hard_link(src, dst):
                 made = "link"
             else:
                 # Once a link fails (other file system, protected_hardlinks) the rest will too.
@@ -301,60 +312,15 @@ def _write_picks(
     return entries, stats
 
 
-def _unique_name(name: str, used: set[str]) -> str:
-    # Only conversion renames can collide (a.png and a.jpg both become a.jpg).
-    stem, suffix = os.path.splitext(name)
-    candidate, n = name, 1
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{stem}-{n}{suffix}"
-    used.add(candidate.lower())
-    return candidate
-
-
 _STAT_OF = {"converted": "converted", "link": "linked", "copy": "copied", "reflink": "reflinked"}
-
-# Errors that mean "no hard link here" (other file system, not allowed, not supported); a
-# full disk or a read-only file system is not among them and stops the run.
-_NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP,
-                             errno.EOPNOTSUPP, errno.ENOSYS})
-
-
-def _try_hard_link(src: Path, dst: Path) -> bool:
-    try:
-        os.link(src, dst)
-    except OSError as error:
-        if error.errno in _NO_LINK_ERRNOS:
-            return False
-        raise
-    return True
-
-
-def copy_file(src: Path, dst: Path) -> str:
-    """Copy ``src`` to a new file ``dst`` atomically; say how: ``reflink`` or ``copy``.
-
-    A reflink shares the photo's blocks until either file is written (copy-on-write), so it
-    is as cheap as a hard link but a separate file. The new file's mode follows the umask,
-    not the source's (which may be read-only).
-    """
-    with atomic_path(dst) as tmp:
-        with open(src, "rb") as source, open(tmp, "wb") as target:
-            try:
-                fcntl.ioctl(target.fileno(), _FICLONE, source.fileno())
-                return "reflink"
-            except OSError as error:
-                if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                    raise
-        shutil.copyfile(src, tmp)  # in-kernel copy (sendfile) where the system has it
-    return "copy"
 
 
 def _relative_name(path: Path, root: Path) -> str:
     # Every path came from listing ``root``, so no resolving (which would follow symlinks).
     try:
-        return Path(path).relative_to(root).as_posix()
+        return shown(Path(path).relative_to(root).as_posix())
     except ValueError:
-        return str(path)
+        return shown(path)
 
 
 class StderrProgress:

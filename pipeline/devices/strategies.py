@@ -13,12 +13,23 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pipeline.devices.distribute import Distribution
+from typing import Any, Protocol
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
+
+
+
+class Distribution(Protocol):
+    """What the lower layers ask of the active distribution; ``pipeline.devices.distribute``'s
+    ``Distribution`` is the one implementation (described here so this module, which the
+    command line imports, needs neither TensorFlow nor that module)."""
+
+    kind: str
+    replicas: int
+    strategy: Any
+
+    def output_dir(self, path: str | os.PathLike[str]) -> Path: ...
+
 
 _ACTIVE: ContextVar[Distribution | None] = ContextVar("distribution", default=None)
 

@@ -41,11 +41,13 @@ from pipeline.evaluation.tta import check_views, predict_with_tta
 from pipeline.models.classifier import loss_for
 from pipeline.models.folding import inference_model
 from pipeline.system import atomic
+from pipeline.system.paths import output_folder, refuse_to_replace
 
 METRICS_FILE = "metrics.json"
 CONFUSION_JSON = "confusion_matrix.json"
 CONFUSION_PNG = "confusion_matrix.png"
 MOST_WRONG_PNG = "most_wrong.png"
+OUTPUT_FILES = (METRICS_FILE, CONFUSION_JSON, CONFUSION_PNG, MOST_WRONG_PNG)
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,19 @@ def evaluate_run(
     data_dir: str | Path | None = None,
     batch_size: int = 32,
     tta: int = 1,
+    force: bool = False,
 ) -> Evaluation:
     """Evaluate the run's ``best`` (or ``final``) model on ``split`` of its dataset.
 
     ``data_dir`` overrides the dataset recorded in the run (e.g. after moving it); ``tta``
-    averages each prediction over that many views (1: the image alone).
+    averages each prediction over that many views (1: the image alone). ``out_dir`` (default:
+    ``<run>/evaluation-<split>[-tta<N>]/``, replaced on each evaluation) holding files of the
+    same names is refused before any work unless ``force``.
     """
     check_views(tta)
+    if out_dir is not None:
+        out_dir = output_folder(out_dir, "out_dir")
+        refuse_to_replace((out_dir / name for name in OUTPUT_FILES), force, "out_dir")
     loaded = load_run_model(run_path, which)
     data_dir = Path(data_dir) if data_dir is not None else loaded.data_dir
     if not data_dir.is_dir():
@@ -199,5 +207,4 @@ def _write_outputs(
         title=f"Most confidently wrong, {split} ({len(sheet)} shown)",
         empty_text="no misclassified images",
     )
-    return tuple(out / name for name in (METRICS_FILE, CONFUSION_JSON, CONFUSION_PNG,
-                                         MOST_WRONG_PNG))
+    return tuple(out / name for name in OUTPUT_FILES)

@@ -103,7 +103,6 @@ BASES: dict[str, ConvBase] = {
         _lite("lite2", 260),
     )
 }
-DEFAULT_BASE = "vgg16"
 
 
 def get_base(name: str) -> ConvBase:

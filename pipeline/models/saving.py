@@ -51,6 +51,7 @@ def load_model(path: str | Path, *, compile: bool = False) -> keras.Model:
     if not _is_keras_archive(path):
         raise PipelineError(f"{path}: damaged or not a Keras model file (not a .keras archive "
                             "saved by Keras 3; a save or copy cut short?)")
+    _refuse_oversized_members(path)
     try:
         return keras.models.load_model(path, safe_mode=True, compile=compile)
     except ValueError as error:
@@ -70,6 +71,32 @@ def _is_keras_archive(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return "config.json" in archive.namelist()
+
+
+# What a member of a ``.keras`` archive may unpack to before it is read. A model's JSON is
+# kilobytes; its weights barely compress (floats), so a member that unpacks to far more than
+# it takes in the archive is a zip bomb, not a model.
+MAX_JSON_BYTES = 64 << 20
+MAX_UNPACKED_BYTES = 256 << 20  # beyond this, the compression ratio below must also hold
+MAX_RATIO = 100
+
+
+def _refuse_oversized_members(path: Path) -> None:
+    """Refuse, before anything is decompressed, members that would unpack beyond the bounds.
+
+    The sizes checked are those the archive declares; Python's ``zipfile`` reads no more than
+    a member's declared size, so they bound what loading can unpack.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            ratio = member.file_size / max(1, member.compress_size)
+            too_big = (member.filename.endswith(".json") and member.file_size > MAX_JSON_BYTES) \
+                or (member.file_size > MAX_UNPACKED_BYTES and ratio > MAX_RATIO)
+            if too_big:
+                raise PipelineError(
+                    f"{path}: refused, its member {member.filename} would unpack to "
+                    f"{member.file_size / 2**20:.0f} MiB from {member.compress_size / 2**20:.1f} "
+                    "MiB (not a model Keras saved; damaged or made to exhaust memory)")
 
 
 def _first_line(error: BaseException) -> str:

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.system.safe_pickle import AllowListUnpickler
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -78,27 +79,21 @@ def _rebuild_tensor(storage, storage_offset, size, stride) -> _TensorRef:
                       tuple(int(s) for s in stride))
 
 
-class _LegacyUnpickler(pickle.Unpickler):
-    """Resolves only OrderedDict, the tensor rebuild functions and storage types."""
+class _LegacyUnpickler(AllowListUnpickler):
+    """Resolves only OrderedDict, the tensor rebuild functions and storage types
+    (``pipeline.system.safe_pickle``)."""
 
-    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
+    ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         **{("torch", name): _StorageType(name, dtype) for name, dtype in STORAGE_DTYPES.items()},
     }
+    ALLOWED_WHAT = "tensors, storages and OrderedDict"
 
     def __init__(self, handle: BinaryIO) -> None:
         super().__init__(handle)
         self.roots: dict[str, _StorageRef] = {}  # root storages named so far, by key
-
-    def find_class(self, module: str, name: str) -> Any:
-        found = self._ALLOWED.get((module, name))
-        if found is None:
-            raise pickle.UnpicklingError(
-                f"refusing {module}.{name}: only tensors, storages and OrderedDict are allowed"
-            )
-        return found
 
     def persistent_load(self, pid: Any) -> _StorageRef:
         # ("storage", storage type, root key, location, root size, view metadata or None)

@@ -23,7 +23,6 @@ import importlib.util
 import os
 import pickle
 import socket
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -35,6 +34,7 @@ from pipeline.errors import PipelineError
 from pipeline.models.bases import BASES, ConvBase
 from pipeline.models.efficientnet_lite import load_torch_checkpoint
 from pipeline.models.preprocessing import MODES
+from pipeline.system.safe_pickle import AllowListUnpickler
 
 SOURCES = ("auto", "imagenet", "lpips", "none")
 KERAS_WEIGHTS_HOST = ("storage.googleapis.com", 443)
@@ -291,29 +291,19 @@ def _numpy_multiarray():
     return multiarray
 
 
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global.
+class NumpyOnlyUnpickler(AllowListUnpickler):
+    """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global
+    (``pipeline.system.safe_pickle``): only the few numpy names that rebuild arrays resolve."""
 
-    A pickle can name any importable callable (``os.system`` ...) and have it called while
-    loading; this one resolves only the few numpy names needed to rebuild arrays.
-    """
-
-    _ALLOWED: ClassVar[dict[tuple[str, str], Callable[[], Any]]] = {
-        ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_multiarray()._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_multiarray()._reconstruct,
-        ("numpy.core.multiarray", "scalar"): lambda: _numpy_multiarray().scalar,
-        ("numpy._core.multiarray", "scalar"): lambda: _numpy_multiarray().scalar,
-        ("numpy", "ndarray"): lambda: np.ndarray,
-        ("numpy", "dtype"): lambda: np.dtype,
+    ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
+        ("numpy.core.multiarray", "_reconstruct"): _numpy_multiarray()._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _numpy_multiarray()._reconstruct,
+        ("numpy.core.multiarray", "scalar"): _numpy_multiarray().scalar,
+        ("numpy._core.multiarray", "scalar"): _numpy_multiarray().scalar,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
     }
-
-    def find_class(self, module: str, name: str) -> Any:
-        resolve = self._ALLOWED.get((module, name))
-        if resolve is None:
-            raise pickle.UnpicklingError(
-                f"refusing to unpickle {module}.{name}: only numpy arrays are allowed"
-            )
-        return resolve()
+    ALLOWED_WHAT = "numpy arrays"
 
 
 def load_lpips_checkpoint(path: str | os.PathLike[str]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.data.augment import AugmentConfig, build_augmentation
+from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.data.image_file import load_image_array
 from pipeline.data.pca_color import rgb_principal_components
 from pipeline.errors import PipelineError
@@ -26,7 +27,7 @@ def plot_augmentations(
     config: AugmentConfig,
     count: int = 8,
     image_size: int = 150,
-    seed: int = 1337,
+    seed: int = DEFAULT_SEED,
 ) -> Path:
     """Write the original image and ``count`` augmented versions of it as one PNG grid.
 

@@ -19,6 +19,7 @@ from pipeline.report.model import (
     RunSummary,
     WrongPhoto,
 )
+from pipeline.system.paths import output_folder, refuse_to_replace
 
 __all__ = [
     "BOOK_REFERENCES",
@@ -38,10 +39,18 @@ class ReportFiles:
     markdown: Path
 
 
-def write_report(report: Report, folder: Path, name: str = "report") -> ReportFiles:
-    """Write ``<folder>/<name>.html`` and ``<folder>/<name>.md`` (pictures in ``<name>_files/``)."""
-    folder = Path(folder)
-    return ReportFiles(
-        html=write_html(report, folder / f"{name}.html"),
-        markdown=write_markdown(report, folder / f"{name}.md"),
-    )
+def write_report(report: Report, place: Path, name: str = "report", *,
+                 force: bool = True) -> ReportFiles:
+    """Write ``<place>/<name>.html`` and ``<place>/<name>.md`` (pictures in ``<name>_files/``).
+
+    ``place`` ending in ``.html`` is the HTML file itself (its Markdown twin beside it), never
+    a folder of that name. Without ``force``, report files already there are refused before
+    anything is written.
+    """
+    place = Path(place)
+    if place.suffix.lower() == ".html":
+        place, name = place.parent, place.stem
+    folder = output_folder(place, "out")
+    html, markdown = folder / f"{name}.html", folder / f"{name}.md"
+    refuse_to_replace((html, markdown), force)
+    return ReportFiles(html=write_html(report, html), markdown=write_markdown(report, markdown))

@@ -4,7 +4,7 @@ A run folder gives the record (kind, epochs, trainable parameters, parent), the 
 metrics.json (validation and test accuracy) and, when ``evaluate`` ran on the test split,
 ``evaluation-test/`` (confusion matrix, the most confidently wrong photos). Grad-CAM of a
 few of those photos is computed here with the run's own model. A folder made by ``run``
-(``run.json``) stands for the step runs inside it.
+(``chapter.json``) stands for the step runs inside it.
 """
 
 from __future__ import annotations

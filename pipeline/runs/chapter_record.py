@@ -1,4 +1,4 @@
-"""The record of a ``run`` parent folder (``run.json``): the plan, why, and each step's state.
+"""The record of a ``run`` parent folder (``chapter.json``): the plan, why, and each step's state.
 
 One typed dataclass, written atomically after every change of state, so a ``run`` stopped at
 any moment can be started again and skip what was done. Written and read only through this
@@ -16,8 +16,10 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.system import atomic
+from pipeline.system.typed_json import read_typed
 
-RUN_RECORD = "run.json"  # the parent folder's record
+CHAPTER_RECORD = "chapter.json"  # the chapter folder's record
+LEGACY_RECORD = "run.json"  # its name before version 0.2: still read, rewritten as chapter.json
 RECORD_VERSION = 1
 
 
@@ -34,7 +36,7 @@ class StepRecord:
 
 @dataclass
 class ChapterRecord:
-    """The parent folder's record (``run.json``): the plan, why, and each step's state."""
+    """The parent folder's record (``chapter.json``): the plan, why, and each step's state."""
 
     data_dir: str
     plan: dict[str, Any]
@@ -52,20 +54,14 @@ class ChapterRecord:
     @classmethod
     def from_dict(cls, document: Any, source: str) -> ChapterRecord:
         if not isinstance(document, dict) or document.get("version") != RECORD_VERSION:
-            raise PipelineError(f"{source}: not a run record of version {RECORD_VERSION}; "
+            raise PipelineError(f"{source}: not a chapter record of version {RECORD_VERSION}; "
                                 "choose another `run_name`")
-        values = dict(document)
-        try:
-            values["steps"] = {name: StepRecord(**entry)
-                               for name, entry in values.get("steps", {}).items()}
-            return cls(**values)
-        except TypeError as error:
-            raise PipelineError(f"{source}: damaged run record ({error})") from None
+        return read_typed(cls, document, source, "chapter record")
 
 
 def read_record(parent: Path) -> ChapterRecord:
     """The record of a ``run`` parent folder."""
-    path = Path(parent) / RUN_RECORD
+    path = record_path(parent)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -73,8 +69,16 @@ def read_record(parent: Path) -> ChapterRecord:
     return ChapterRecord.from_dict(document, str(path))
 
 
+def record_path(parent: Path) -> Path:
+    """Where the chapter folder's record is: ``chapter.json``, or ``run.json`` in a folder
+    written before the record was renamed."""
+    current = Path(parent) / CHAPTER_RECORD
+    legacy = Path(parent) / LEGACY_RECORD
+    return legacy if legacy.is_file() and not current.is_file() else current
+
+
 def is_chapter(path: Path) -> bool:
-    return (Path(path) / RUN_RECORD).is_file()
+    return record_path(path).is_file()
 
 
 def save_record(parent: Path, record: ChapterRecord, **changes: Any) -> None:
@@ -82,7 +86,10 @@ def save_record(parent: Path, record: ChapterRecord, **changes: Any) -> None:
     for name, value in changes.items():
         setattr(record, name, value)
     record.updated = _now()
-    atomic.write_json(parent / RUN_RECORD, record.to_dict())
+    atomic.write_json(parent / CHAPTER_RECORD, record.to_dict())
+    legacy = Path(parent) / LEGACY_RECORD
+    if legacy.is_file():
+        legacy.unlink()  # ours: the same record under its old name
 
 
 def _now() -> str:

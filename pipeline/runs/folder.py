@@ -29,6 +29,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import platform
 import re
 import warnings
@@ -59,7 +60,8 @@ from pipeline.runs.record import (
     utc_now,
 )
 from pipeline.system import atomic, processes
-from pipeline.system.paths import check_name, child_path
+from pipeline.system.paths import check_name, check_writable_folder, child_path
+from pipeline.system.typed_json import read_typed
 
 __all__ = [
     "BEST_MODEL", "COMPLETED", "CONFIG", "CURVES", "EXTRACT", "FAILED", "FINAL_MODEL", "FINETUNE",
@@ -75,6 +77,7 @@ BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 LAST_MODEL = "last.keras"
 LOGS = "logs"
+CREATOR = ".creating"  # the process making the folder, until its record names it
 METRICS = "metrics.json"
 CURVES = "curves.png"
 
@@ -120,8 +123,10 @@ class Run:
         """Fail now, not after minutes of work, if ``run_name`` is unusable or taken.
 
         Returns True when ``name`` is an interrupted (or failed) run that the same command
-        continues: the one way to resume a run is to give its name again.
+        continues: the one way to resume a run is to give its name again. A ``models_dir``
+        that is a file or read-only is refused here too.
         """
+        check_writable_folder(models_dir, "models_dir")
         if name is None:
             return False
         folder = child_path(models_dir, check_name(name, "run_name"), "run_name")
@@ -131,13 +136,18 @@ class Run:
         if not folder.is_dir() or not any(folder.iterdir()):
             return False
         if not (folder / CONFIG).is_file():
-            raise PipelineError(f"`run_name` {name!r}: {folder} already exists and is not a run "
-                                "folder; "
-                                "choose another `run_name`")
+            creator = _creator(folder)
+            if creator is not None and not processes.described_has_ended(creator):
+                raise PipelineError(f"`run_name` {name!r}: {folder} already exists, being made by "
+                                    f"process {creator} right now; choose another `run_name`")
+            if creator is None:
+                raise PipelineError(f"`run_name` {name!r}: {folder} already exists and is not a "
+                                    "run folder; choose another `run_name`")
+            return False  # its maker died before writing a record: nothing there to continue
         record = Run(folder).record()
         if record.status in RESUMABLE:
             return True
-        if record.status == RUNNING and not _process_gone(record.process):
+        if record.status == RUNNING and not processes.described_has_ended(record.process):
             raise PipelineError(f"`run_name` {name!r}: {folder} is being trained right now "
                                 f"(process {record.process}); choose another `run_name`")
         if record.status == RUNNING:
@@ -165,6 +175,8 @@ class Run:
         resuming = cls.check_name_free(models_dir, name)
         path = Path(models_dir) / name
         path.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            _claim_new(path, name)
         run = cls(path, resuming=resuming)
         if resuming:
             if run.record().kind != kind:
@@ -197,7 +209,7 @@ class Run:
         if record.status == COMPLETED:
             return None
         epochs = f"after {record.epochs_run} epoch{'s' if record.epochs_run != 1 else ''}"
-        if record.status == RUNNING and not _process_gone(record.process):
+        if record.status == RUNNING and not processes.described_has_ended(record.process):
             what = f"is still training (process {record.process})"
         elif record.status == RUNNING:
             what = "did not finish: its process ended without marking it (killed?)"
@@ -237,10 +249,11 @@ class Run:
             record = dataclasses.replace(record, versions=software_versions())
         if record.status == RUNNING:
             if record.process is None:
-                record = dataclasses.replace(record, process=_this_process())
+                record = dataclasses.replace(record, process=processes.describe())
             if self.resuming and self.file(CONFIG).is_file():
                 record = _continued(self.record(), record)
         atomic.write_json(self.file(CONFIG), record.to_dict())
+        self.file(CREATOR).unlink(missing_ok=True)  # the record names the process from now on
         return record
 
     def record(self) -> RunRecord:
@@ -272,8 +285,9 @@ class Run:
         path = self.file(HISTORY_JSON)
         if not path.is_file():
             raise PipelineError(f"{self.path}: no {HISTORY_JSON} yet (did training run an epoch?)")
-        return {key: [_none_to_nan(v) for v in values]
-                for key, values in _read_json(path).items()}
+        history = read_typed(dict[str, list[float | None]], _read_json(path), str(path),
+                             "history")
+        return {key: [_none_to_nan(v) for v in values] for key, values in history.items()}
 
     def write_metrics(self, split: str, metrics: dict[str, float]) -> None:
         """Store the metrics of one split, keeping those of the others."""
@@ -285,6 +299,7 @@ class Run:
     def read_metrics(self) -> dict[str, dict[str, float]]:
         path = self.file(METRICS)
         document = _read_json(path) if path.is_file() else {}
+        document = read_typed(dict[str, dict[str, float | None]], document, str(path), "metrics")
         return {split: {k: _none_to_nan(v) for k, v in metrics.items()}
                 for split, metrics in document.items()}
 
@@ -337,20 +352,6 @@ def _none_to_nan(value: Any) -> Any:
     return math.nan if value is None else value
 
 
-def _this_process() -> str:
-    host, pid = processes.current()
-    return f"{host}:{pid}"
-
-
-def _process_gone(process: str | None) -> bool:
-    """True when ``process`` (``host:pid``) is known to have ended (see ``processes``).
-
-    None or a string without a host cannot be placed on this host: not ended.
-    """
-    host, _, pid = (process or "").rpartition(":")
-    return processes.has_ended(host, pid)
-
-
 def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in config.items():
@@ -384,6 +385,31 @@ def _continued(old: RunRecord, new: RunRecord) -> RunRecord:
         new, created=old.created, resumed=[*old.resumed, note], epochs_run=old.epochs_run,
         best_epoch=old.best_epoch, last_epoch=old.last_epoch,
     )
+
+
+def _claim_new(path: Path, name: str) -> None:
+    """Mark ``path`` as being made by this process, or refuse if another one got there first
+    (two commands given the same new ``run_name`` at once)."""
+    marker = path / CREATOR
+    earlier = _creator(path)
+    if earlier is not None and processes.described_has_ended(earlier):
+        marker.unlink(missing_ok=True)  # left by a process that died before its record
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise PipelineError(f"`run_name` {name!r}: {path} already exists, being made by "
+                            f"process {_creator(path)} right now; choose another `run_name`"
+                            ) from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(processes.describe())
+
+
+def _creator(folder: Path) -> str | None:
+    """The process named in ``folder``'s creator marker (None: no marker)."""
+    try:
+        return (folder / CREATOR).read_text(encoding="utf-8").strip() or "?"
+    except OSError:
+        return None
 
 
 def _read_json(path: Path) -> Any:

@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.system.typed_json import read_typed
 
 CONFIG = "config.json"  # the record's file in a run folder
 SCRATCH, EXTRACT, FINETUNE = "scratch", "extract", "finetune"  # kinds of run
-RECORD_VERSION = 2  # bump when a field changes meaning or disappears
+RECORD_VERSION = 3  # bump when a field changes meaning or disappears (3: finetune's augment)
 
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
 
@@ -120,28 +121,27 @@ class RunRecord:
         if not isinstance(document, dict):
             raise PipelineError(f"{source}: not a run record; the run may be damaged")
         version = document.get("version")
+        if version == 2:
+            document, version = _from_version_2(document), RECORD_VERSION
         if version != RECORD_VERSION:
             raise PipelineError(
                 f"{source}: a run record of version {version or 1}, this pipeline reads version "
                 f"{RECORD_VERSION}; train the run again with this version"
             )
-        values = dict(document)
-        try:
-            if values.get("weights") is not None:
-                values["weights"] = WeightsRecord(**values["weights"])
-            for name in ("features", "split_features"):
-                if values.get(name) is not None:
-                    values[name] = _feature_records(values[name])
-            if values.get("cached_top") is not None:
-                top = values["cached_top"]
-                values["cached_top"] = CachedTopRecord(top["split_layer"],
-                                                       _feature_records(top["features"]))
-            if values.get("views") is not None:
-                values["views"] = ViewsRecord(**values["views"])
-            return cls(**values)
-        except (TypeError, KeyError) as error:
-            raise PipelineError(f"{source}: damaged run record ({error})") from None
+        return read_typed(cls, document, source, "run record")
 
 
-def _feature_records(entries: dict[str, Any]) -> dict[str, FeatureRecord]:
-    return {split: FeatureRecord(**entry) for split, entry in entries.items()}
+def _from_version_2(document: dict[str, Any]) -> dict[str, Any]:
+    """A version 2 record in version 3's terms. Version 2's finetune config said ``views`` V
+    (0: no augmentation) and ``augment`` (the exact path, views unused); version 3's says
+    ``augment`` (augmentation on or off) and ``views`` (cached views, 0: on the fly), as
+    extract always did. The same training either way; only the words changed."""
+    config = document.get("config")
+    if document.get("kind") != FINETUNE or not isinstance(config, dict):
+        return {**document, "version": RECORD_VERSION}
+    exact, views = config.get("augment"), config.get("views")
+    if exact:
+        config = {**config, "augment": True, "views": 0}
+    else:
+        config = {**config, "augment": bool(views)}
+    return {**document, "config": config, "version": RECORD_VERSION}

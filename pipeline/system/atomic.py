@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+TEMPORARY_STEM_BYTES = 128
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` if the block succeeds.
 
-    The temporary name keeps the suffix (``model.keras`` -> ``.model-x1y2.keras``),
+    The temporary name keeps the last suffix (``model.keras`` -> ``.model-x1y2.keras``),
     because some writers (``keras.Model.save``, ``numpy.save``) choose the format from it.
     """
     target = Path(path)
@@ -40,10 +42,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _create_temporary(target: Path) -> Path:
-    """Create an empty, new ``.<stem>-<random><suffixes>`` beside ``target``, mode 0666 & ~umask."""
-    suffix = "".join(target.suffixes) or ".tmp"
+    """Create an empty, new ``.<stem>-<random><suffix>`` beside ``target``, mode 0666 & ~umask.
+
+    The stem is cut to ``TEMPORARY_STEM_BYTES`` so that the temporary name stays within a
+    file system's 255 bytes whatever the target's name is (the target itself may be longer
+    than the temporary one, never the other way round).
+    """
+    suffix = target.suffix or ".tmp"
+    stem = target.stem.encode("utf-8", "surrogateescape")[:TEMPORARY_STEM_BYTES]
+    stem_text = stem.decode("utf-8", "ignore")
     for _ in range(100):
-        candidate = target.parent / f".{target.stem}-{secrets.token_hex(4)}{suffix}"
+        candidate = target.parent / f".{stem_text}-{secrets.token_hex(4)}{suffix[:32]}"
         try:
             # O_EXCL: never reuse a file someone else made; 0o666: the kernel applies the umask.
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import PipelineError
@@ -84,6 +85,20 @@ def output_folder(out: str | os.PathLike[str], field: str = "out") -> Path:
     return check_writable_folder(path, field)
 
 
+def refuse_to_replace(paths: Iterable[Path], force: bool, field: str = "out") -> None:
+    """Refuse, before any work, to write over files that are there already, unless ``force``;
+    a folder standing where a file is to go is refused whatever ``force`` says."""
+    existing = [Path(path) for path in paths if os.path.lexists(path)]
+    for path in existing:
+        if path.is_dir() and not path.is_symlink():
+            raise PipelineError(f"`{field}` {path}: is a folder where a file is to be written; "
+                                "choose another place")
+    if existing and not force:
+        names = ", ".join(path.name for path in existing)
+        raise PipelineError(f"`{field}` {existing[0].parent}: already holds {names}; set `force` "
+                            "to replace them, or choose another place")
+
+
 def disk_error(error: OSError, where: str | os.PathLike[str]) -> PipelineError | None:
     """A one-line ``PipelineError`` for an ``OSError`` a user can fix (full disk, read-only,
     permission denied), or None for anything else, which stays a bug with its traceback."""
@@ -93,6 +108,9 @@ def disk_error(error: OSError, where: str | os.PathLike[str]) -> PipelineError |
         errno.EROFS: "the file system is read-only",
         errno.EACCES: "permission denied",
         errno.EPERM: "operation not permitted",
+        errno.EISDIR: "a folder stands where a file is to be written",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.ENAMETOOLONG: "the name is too long for the file system",
     }
     reason = reasons.get(error.errno)
     if reason is None:

@@ -1,4 +1,5 @@
-"""The training skeleton every workflow shares: augmentation, fit, evaluate, plot.
+"""The steps of the training skeleton (``pipeline.training.skeleton``): augmentation, fit,
+evaluate, plot.
 
 Each step is one function, so every workflow saves the same artefacts the same way:
 history after every epoch, the best model (atomically), the last epoch's model and optimizer
@@ -25,7 +26,7 @@ import contextlib
 import math
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ def fit_into_run(
     epochs: int,
     early_stopping: int | None = None,
     verbose: int | str = "auto",
-    callbacks: list[keras.callbacks.Callback] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> FitOutcome:
     """Train ``model`` and leave history, logs, ``best.keras`` and ``final.keras`` in ``run``.
 
@@ -240,7 +241,7 @@ def fit_into_run(
     checkpoint.best, checkpoint.best_epoch = start.best_value, start.best_epoch
     all_callbacks = [StopWhenSignalled(), guard, writer, checkpoint,
                      LastCheckpoint(run, guard, checkpoint),
-                     ScalarLogs(run.file(LOGS)), *validation_callbacks(model), *(callbacks or [])]
+                     ScalarLogs(run.file(LOGS)), *validation_callbacks(model), *(callbacks or ())]
     if early_stopping:
         all_callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping, verbose=1)
@@ -326,11 +327,15 @@ def train_evaluate_plot(
     splits: Mapping[str, Any],
     options: TrainingOptions,
     verbose: int | str = "auto",
+    *,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> FitOutcome:
     """Fit on ``train`` (validating on ``splits["validation"]``), evaluate the best model on
-    every split of ``splits``, plot the curves. A run that did not complete is not evaluated."""
+    every split of ``splits``, plot the curves. A run that did not complete is not evaluated.
+    ``callbacks`` (the user's) run after the run's own."""
     outcome = fit_into_run(model, run, train, splits["validation"], epochs=options.epochs,
-                           early_stopping=options.early_stopping, verbose=verbose)
+                           early_stopping=options.early_stopping, verbose=verbose,
+                           callbacks=callbacks)
     if outcome.epochs_run:
         if outcome.status == COMPLETED:
             evaluate_into_run(run, splits)

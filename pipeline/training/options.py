@@ -1,4 +1,10 @@
-"""The training options every workflow shares, with each workflow's defaults.
+"""The training options every workflow shares, and the form of each workflow's own defaults.
+
+``learning_rate`` and ``batch_size`` left at None mean "the workflow's default" (its
+config's ``TRAINING_DEFAULTS``; extraction's rate: by head), filled in once, in one place
+per workflow, before anything trains. So ``TrainingOptions(epochs=3)`` from Python trains
+exactly as ``--epochs 3`` on the command line: nothing else changes behind the user's back.
+The recorded config holds the values the run trained with.
 
 Light on purpose (no TensorFlow import): the command line reads the defaults and choice
 lists from here while it builds its options, so ``--help`` stays instant.
@@ -6,9 +12,11 @@ lists from here while it builds its options, so ``--help`` stays instant.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
+from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
 from pipeline.models.optimizers import OPTIMIZERS, check_ema_momentum
@@ -17,17 +25,30 @@ PRECISIONS = ("float32", "mixed")  # mixed: float16 on a GPU, bfloat16 on a CPU
 
 
 @dataclass(frozen=True)
+class TrainingDefaults:
+    """A workflow's values for the ``TrainingOptions`` fields left at None."""
+
+    batch_size: int
+    learning_rate: float | None = None  # None: decided later by the workflow (extract: by head)
+
+
+@dataclass(frozen=True)
 class TrainingOptions:
     """How a model is trained: optimizer, learning rate, batches, epochs, seed, precision,
     on which devices (``strategy``), whether XLA compiles it (``jit``) and whether the
-    weights are averaged (``ema_momentum``)."""
+    weights are averaged (``ema_momentum``).
+
+    ``learning_rate`` and ``batch_size`` None: the workflow's defaults (``ScratchConfig``:
+    1e-4 and 32, the book's; ``ExtractConfig``: by head, 1e-3 for gap, 2e-5 for the book's
+    flatten, and 20; ``FinetuneConfig``: 1e-5 and 20), resolved before training and recorded.
+    """
 
     optimizer: str = "rmsprop"
-    learning_rate: float | None = 1e-4  # None: the workflow's choice (extract: by head)
-    batch_size: int = 32
+    learning_rate: float | None = None  # None: the workflow's (see above)
+    batch_size: int | None = None  # None: the workflow's (see above); global across replicas
     epochs: int = 30
     early_stopping: int | None = None  # patience in epochs; None trains every epoch
-    seed: int = 1337
+    seed: int = DEFAULT_SEED
     precision: str = "float32"  # float32 | mixed (the output layer and loss stay float32)
     strategy: str = "auto"  # auto | one | mirrored | multiworker; batch_size is global
     jit: bool | None = None  # XLA-compile training steps; None: Keras' own choice ("auto")
@@ -45,7 +66,7 @@ class TrainingOptions:
                                 f"{self.learning_rate}")
         if self.epochs < 1:
             raise PipelineError(f"`epochs` must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise PipelineError(f"`batch_size` must be at least 1, got {self.batch_size}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise PipelineError(f"`early_stopping` must be at least 1 epoch, "
@@ -66,8 +87,11 @@ class TrainingOptions:
         """``jit`` as Keras' ``compile(jit_compile=...)`` takes it."""
         return "auto" if self.jit is None else self.jit
 
-
-# Each workflow's defaults: the book's choices for each step.
-SCRATCH_TRAINING = TrainingOptions()
-EXTRACT_TRAINING = TrainingOptions(learning_rate=None, batch_size=20)  # by head
-FINETUNE_TRAINING = TrainingOptions(learning_rate=1e-5, batch_size=20)
+    def with_defaults(self, defaults: TrainingDefaults) -> TrainingOptions:
+        """These options with the workflow's ``defaults`` where a field was left at None."""
+        return dataclasses.replace(
+            self,
+            learning_rate=defaults.learning_rate if self.learning_rate is None
+            else self.learning_rate,
+            batch_size=defaults.batch_size if self.batch_size is None else self.batch_size,
+        )

@@ -26,6 +26,7 @@ from pipeline.data.check import (
     check_data,
     write_contact_sheets,
 )
+from pipeline.data.defaults import DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR
 from pipeline.data.manifest import SPLITS, class_names, manifest_checksum, require_prepared
 from pipeline.system import atomic
 
@@ -34,11 +35,11 @@ CHECK_BASE = "efficientnet_lite0"  # small, offline ImageNet weights: good near-
 
 @dataclass
 class DataCheckConfig:
-    data_dir: Path = Path("data/cats_and_dogs_small")
+    data_dir: Path = DEFAULT_DATA_DIR
     base: str = CHECK_BASE
     weights: str = "auto"
     image_size: int | None = None  # None: the base's own size
-    models_dir: Path = Path("models")
+    models_dir: Path = DEFAULT_MODELS_DIR
     features_dir: Path | None = None  # None: <models_dir>/features (shared with extract)
     out_dir: Path | None = None  # None: <models_dir>/data-check-<dataset>
     threshold: float = NEAR_DUPLICATE_THRESHOLD

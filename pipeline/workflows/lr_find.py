@@ -23,36 +23,39 @@ from matplotlib.figure import Figure
 
 from pipeline.cache.dataset_features import feature_cache, image_features
 from pipeline.cache.features import ArrayBatches
+from pipeline.data.defaults import DEFAULT_MODELS_DIR
 from pipeline.errors import PipelineError
 from pipeline.models.classifier import compile_classifier
 from pipeline.models.transfer import replace_augmentation, unfreeze
 from pipeline.system import atomic
-from pipeline.training.options import FINETUNE_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.training.precision import precision_policy
 from pipeline.workflows.finetune.cached_top import cached_top_split, frozen_part_source
-from pipeline.workflows.finetune.workflow import load_image_model, open_extract_run
+from pipeline.workflows.finetune.config import FinetuneConfig
+from pipeline.workflows.finetune.source import load_image_model, open_extract_run
 
 PLOT_FILE = "lr_find.png"
 JSON_FILE = "lr_find.json"
 SMOOTHING = 0.9  # exponential moving average of the loss, debiased (fastai's choice 0.98 is
 # for hundreds of steps; a short sweep needs less memory)
 DIVERGED = 4.0  # stop when the smoothed loss exceeds this many times its minimum
+_FINETUNING = TrainingOptions().with_defaults(FinetuneConfig.TRAINING_DEFAULTS)  # as finetune
 
 
 @dataclass
 class LrFindConfig:
     """A learning-rate sweep of fine-tuning an extract run (``source_run``)."""
 
-    source_run: Path = Path("models/extract")
-    unfreeze: str = "top"
+    source_run: Path = FinetuneConfig.source_run
+    unfreeze: str = FinetuneConfig.unfreeze
     min_lr: float = 1e-7
     max_lr: float = 1e-1
     steps: int = 100
-    optimizer: str = FINETUNE_TRAINING.optimizer
-    batch_size: int = FINETUNE_TRAINING.batch_size
-    seed: int = FINETUNE_TRAINING.seed
-    precision: str = FINETUNE_TRAINING.precision
-    models_dir: Path = Path("models")
+    optimizer: str = _FINETUNING.optimizer
+    batch_size: int = _FINETUNING.batch_size
+    seed: int = _FINETUNING.seed
+    precision: str = _FINETUNING.precision
+    models_dir: Path = DEFAULT_MODELS_DIR
     features_dir: Path | None = None  # None: <models_dir>/features
     output: Path | None = None  # folder for the PNG and JSON; None: the extract run's folder
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import zlib
 from collections.abc import Callable, Iterable
@@ -17,7 +18,7 @@ def _write_image(
     path: Path, size: tuple[int, int] = (48, 40), mode: str = "RGB", fmt: str = "JPEG", **save
 ) -> Path:
     """Write a noisy ``size`` (width, height) image whose pixels depend on the file name."""
-    rng = np.random.default_rng(zlib.crc32(path.name.encode()))
+    rng = np.random.default_rng(zlib.crc32(os.fsencode(path.name)))  # any name, even not UTF-8
     width, height = size
     noise = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     image = Image.fromarray(noise)

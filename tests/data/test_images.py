@@ -124,4 +124,4 @@ def test_thumbnail_smaller_than_the_minimum_is_rejected(tmp_path, write_image):
 
 def test_missing_file_is_reported_not_raised(tmp_path):
     check = check_image(tmp_path / "gone.jpg")
-    assert not check.ok and "cannot read" in check.reason
+    assert not check.ok and check.reason == "cannot be read (no such file or directory)"

@@ -1,4 +1,4 @@
-"""A worker process for tests/devices/test_distribute.py: strategies must be set up at process start.
+"""A worker process for tests/devices/test_distribute.py: strategies are set up at its start.
 
     python tests/devices/distribute_worker.py mirrored OUT      two logical CPUs, MirroredStrategy
     python tests/devices/distribute_worker.py worker OUT        one worker of the TF_CONFIG cluster

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.errors import PipelineError
-from pipeline.evaluation.export import export_model, inference_copy
+from pipeline.evaluation.export import DEFAULT_NAMES, export_model, inference_copy
 from pipeline.models.preprocessing import ImagePreprocessing
 
 SIDE = 32
@@ -113,20 +114,55 @@ def test_mixed_precision_model_is_exported_in_float32(images, tmp_path):
 
 def test_existing_output_is_refused_unless_forced(model, images, tmp_path):
     out = tmp_path / "model.tflite"
-    out.write_bytes(b"not a model")
+    export_model(model, out, "tflite")
+    first = out.read_bytes()
     with pytest.raises(PipelineError, match=r"already exists.*`force`"):
         export_model(model, out, "tflite")
-    assert out.read_bytes() == b"not a model"
+    assert out.read_bytes() == first
     export_model(model, out, "tflite", force=True)
     assert out.read_bytes()[4:8] == b"TFL3"  # the FlatBuffer identifier of a TFLite model
 
 
-def test_forced_savedmodel_replaces_an_old_folder(model, tmp_path):
-    out = tmp_path / "served"
+def test_force_never_replaces_a_file_an_export_did_not_write(model, tmp_path):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"my own notes")
+    with pytest.raises(PipelineError, match="replaces only what an export wrote"):
+        export_model(model, out, "tflite", force=True)
+    assert out.read_bytes() == b"my own notes"
+    exported = tmp_path / "served.tflite"
+    export_model(model, exported, "tflite")
+    exported.write_bytes(b"edited by hand")  # an export, changed since: not ours any more
+    with pytest.raises(PipelineError, match="was changed since it was exported"):
+        export_model(model, exported, "tflite", force=True)
+    assert exported.read_bytes() == b"edited by hand"
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_an_existing_folder_is_written_into_never_replaced(model, tmp_path, fmt):
+    out = tmp_path / "photos"
     out.mkdir()
-    (out / "stale.txt").write_text("old")
-    export_model(model, out, "savedmodel", force=True)
-    assert (out / "saved_model.pb").is_file() and not (out / "stale.txt").exists()
+    (out / "cat.jpg").write_bytes(b"a photo")
+    for force in (False, True):
+        written = export_model(model, out, fmt, force=force)
+        assert written == out / DEFAULT_NAMES[fmt]
+        assert (out / "cat.jpg").read_bytes() == b"a photo"
+
+
+def test_the_current_folder_is_written_into(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    written = export_model(model, Path("."), "savedmodel", force=True)
+    assert written == Path("savedmodel") and (tmp_path / "savedmodel" / "saved_model.pb").is_file()
+
+
+def test_forced_savedmodel_replaces_only_an_untouched_export(model, tmp_path):
+    out = tmp_path / "served"
+    export_model(model, out, "savedmodel")
+    assert export_model(model, out, "savedmodel", force=True) == out
+    assert (out / "saved_model.pb").is_file()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(PipelineError, match="holds files its export did not write"):
+        export_model(model, out, "savedmodel", force=True)
+    assert (out / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["served"]
 
 

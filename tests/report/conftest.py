@@ -66,21 +66,19 @@ def trained_runs(synthetic_dataset, tmp_path_factory) -> tuple[Path, Path]:
     A randomly initialised VGG16 at 32 px on the generated dataset: seconds of training,
     real run folders with everything ``evaluate`` writes.
     """
-    from dataclasses import replace
-
     from pipeline.evaluation.evaluate import evaluate_run
-    from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+    from pipeline.training.options import TrainingOptions
     from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
     from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
     models = tmp_path_factory.mktemp("report-runs")
     extract = run_extract(ExtractConfig(
         data_dir=synthetic_dataset, models_dir=models, run_name="extract-a", weights="none",
-        image_size=32, training=replace(EXTRACT_TRAINING, epochs=3, batch_size=8),
+        image_size=32, training=TrainingOptions(epochs=3, batch_size=8),
     ), verbose=0)
     finetune = run_finetune(FinetuneConfig(
-        source_run=extract.path, models_dir=models, run_name="finetune-a", views=0,
-        training=replace(FINETUNE_TRAINING, epochs=2, batch_size=8),
+        source_run=extract.path, models_dir=models, run_name="finetune-a", augment=False,
+        training=TrainingOptions(epochs=2, batch_size=8),
     ), verbose=0)
     for run in (extract, finetune):
         evaluate_run(run.path, "test")

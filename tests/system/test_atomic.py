@@ -24,3 +24,10 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_a_long_target_name_gets_a_temporary_name_within_the_file_system_limit(tmp_path):
+    target = tmp_path / ("é" * 120 + ".v1.json")  # 248 bytes: fine as a name, not with more
+    atomic.write_json(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [path.name for path in tmp_path.iterdir()] == [target.name]

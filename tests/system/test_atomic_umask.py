@@ -32,7 +32,7 @@ def test_a_killed_writer_leaves_the_old_file_and_only_a_hidden_temporary(tmp_pat
     target.write_text("old")
     script = (
         "import os, signal, sys\n"
-        "from pipeline import atomic\n"
+        "from pipeline.system import atomic\n"
         "with atomic.atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_text('half')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"

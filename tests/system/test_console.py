@@ -54,7 +54,10 @@ def test_startup_lines_are_kept_off_the_console_by_default():
 
 def test_verbose_brings_them_back():
     stderr = _stderr("--verbose")
-    assert "absl::InitializeLog" in stderr and "oneDNN custom operations" in stderr
+    # Which lines TensorFlow prints depends on the processor (oneDNN's note only where it
+    # enables oneDNN, e.g. not on this AMD machine): the absl line always, and one more.
+    assert "absl::InitializeLog" in stderr, stderr
+    assert [name for name in STARTUP_LINES[1:] if name in stderr], stderr
 
 
 def test_a_real_error_still_reaches_the_console():

@@ -48,7 +48,7 @@ class _StopAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def _fit(tmp_path, ema_momentum, epochs=4, name=None, callbacks=None):
+def _fit(tmp_path, ema_momentum, epochs=4, name=None, callbacks=()):
     model = _model(ema_momentum)
     run = Run.create(tmp_path, "extract", name)
     if not run.resuming:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 
 import keras
 import numpy as np
@@ -17,7 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.models.heads import HeadOptions
 from pipeline.models.saving import load_model
 from pipeline.models.transfer import base_layers, trainable_layer_names
-from pipeline.training.options import EXTRACT_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 
 SIZE = 48
@@ -31,7 +30,7 @@ def workspace(tmp_path_factory):
 def config(data_dir, workspace, epochs=2, **changes) -> ExtractConfig:
     options = dict(data_dir=data_dir, models_dir=workspace / "models", weights="none",
                    image_size=SIZE, head_options=HeadOptions(dense=16),
-                   training=replace(EXTRACT_TRAINING, epochs=epochs, batch_size=8))
+                   training=TrainingOptions(epochs=epochs, batch_size=8))
     return ExtractConfig(**{**options, **changes})
 
 
@@ -175,7 +174,7 @@ def test_extract_with_augmentation_and_no_views_trains_the_frozen_base_end_to_en
     (dict(base="alexnet"), "'alexnet' is not a conv base"),
     (dict(head="nope"), "`head` 'nope'"),
     (dict(weights="missing.h5"), "no such file"),
-    (dict(training=replace(EXTRACT_TRAINING, optimizer="adagrad")), "`optimizer` 'adagrad'"),
+    (dict(training=TrainingOptions(optimizer="adagrad")), "`optimizer` 'adagrad'"),
 ])
 def test_bad_options_are_refused_before_any_work(synthetic_dataset, workspace, changes, message):
     with pytest.raises(PipelineError, match=message):
@@ -209,7 +208,7 @@ def test_cli_prints_errors_in_one_line_naming_its_flags(synthetic_dataset, tmp_p
 def test_mixed_precision_caches_float32_features_of_its_own_and_saves_a_loadable_model(
         first_run, synthetic_dataset, workspace):
     run = run_extract(config(synthetic_dataset, workspace, epochs=1,
-                             training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8,
+                             training=TrainingOptions(epochs=1, batch_size=8,
                                               precision="mixed")), verbose=0)
     record = run.record()
     assert record.precision == "mixed_bfloat16"  # no GPU here
@@ -223,3 +222,34 @@ def test_mixed_precision_caches_float32_features_of_its_own_and_saves_a_loadable
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     probabilities = model.predict(images, verbose=0)
     assert probabilities.dtype == np.float32 and np.isfinite(probabilities).all()
+
+
+def test_python_and_the_cli_train_with_the_same_rate_and_batch_and_user_callbacks_run(
+        first_run, synthetic_dataset, workspace):
+    from cli import main
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    models = workspace / "same-defaults"
+    counter = Epochs()
+    from_python = run_extract(ExtractConfig(
+        data_dir=synthetic_dataset, models_dir=models, run_name="python", weights="none",
+        image_size=SIZE, features_dir=workspace / "models" / "features",
+        training=TrainingOptions(epochs=1)), verbose=0, callbacks=[counter])
+    result = CliRunner().invoke(main, [
+        "extract", "--data", str(synthetic_dataset), "--models-dir", str(models), "--run-name",
+        "cli", "--weights", "none", "--image-size", str(SIZE), "--features-dir",
+        str(workspace / "models" / "features"), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert counter.seen == [0]
+    python_config = from_python.record().config
+    cli_config = json.loads((models / "cli" / "config.json").read_text())["config"]
+    assert {**cli_config, "run_name": "python"} == python_config
+    training = python_config["training"]
+    assert (training["learning_rate"], training["batch_size"]) == (2e-5, 20)  # flatten's, 20

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import keras
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from pipeline.evaluation.evaluate import evaluate_run
 from pipeline.layers.netvlad import NetVLAD
 from pipeline.models.heads import HeadOptions, build_head, initialise_head
 from pipeline.models.saving import load_model
-from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
@@ -23,7 +21,7 @@ SIZE = 64  # VGG16 leaves a 2x2 feature map: several local descriptors per image
 def config(data_dir, tmp_path, **changes) -> ExtractConfig:
     options = dict(data_dir=data_dir, models_dir=tmp_path / "models", weights="none",
                    image_size=SIZE, head_options=HeadOptions(dense=8, clusters=4),
-                   training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
+                   training=TrainingOptions(epochs=1, batch_size=8),
                    features_dir=tmp_path.parent / "shared-features")
     return ExtractConfig(**{**options, **changes})
 
@@ -80,7 +78,7 @@ def test_multi_size_needs_a_head_that_pools_any_size(synthetic_dataset, tmp_path
 def test_finetune_continues_from_custom_head_runs(changes, synthetic_dataset, tmp_path):
     source = run_extract(config(synthetic_dataset, tmp_path, **changes), verbose=0)
     run = run_finetune(FinetuneConfig(source_run=source.path, models_dir=tmp_path / "models",
-                                      training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8),
+                                      training=TrainingOptions(epochs=1, batch_size=8),
                                       features_dir=tmp_path.parent / "shared-features"),
                        verbose=0)
     record = run.record()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import keras
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from pipeline.models.saving import load_model
 from pipeline.models.transfer import build_transfer_model, replace_augmentation, unfreeze
 from pipeline.models.weights import WeightsChoice
 from pipeline.runs.folder import Run, RunRecord
-from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.finetune.cached_top import cached_top_split
 from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
@@ -37,15 +35,15 @@ def extract_run(synthetic_dataset, workspace) -> Run:
     return run_extract(ExtractConfig(
         data_dir=synthetic_dataset, models_dir=workspace / "models", weights="none",
         image_size=SIZE, head_options=HeadOptions(dense=16),
-        training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
+        training=TrainingOptions(epochs=1, batch_size=8),
     ), verbose=0)
 
 
 @pytest.fixture(scope="module")
 def finetune_run(extract_run, workspace) -> Run:
     return run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models", views=0,
-        training=replace(FINETUNE_TRAINING, epochs=2, batch_size=8),
+        source_run=extract_run.path, models_dir=workspace / "models", augment=False,
+        training=TrainingOptions(epochs=2, batch_size=8),
     ), verbose=0)
 
 
@@ -86,7 +84,7 @@ def test_cached_finetune_trains_block5_and_head_on_cached_block4_pool(finetune_r
     assert (record.image_size, record.base, record.data_dir) == (
         SIZE, "vgg16", extract_run.record().data_dir)
     assert record.trainable_layers == BLOCK5_AND_HEAD
-    assert record.config["training"]["learning_rate"] == FINETUNE_TRAINING.learning_rate
+    assert record.config["training"]["learning_rate"] == 1e-5  # fine-tuning's own
     cached = record.cached_top
     assert cached.split_layer == "block4_pool"
     # extract already computed block4_pool on the way to block5_pool: nothing runs twice.
@@ -115,10 +113,10 @@ def test_saved_model_takes_images_matches_its_metrics_and_kept_the_frozen_layers
                               source.get_layer("block5_conv3").kernel.numpy())
 
 
-def test_with_augmentation_the_full_model_trains_on_images(extract_run, workspace):
+def test_augmenting_on_the_fly_trains_the_full_model_on_images(extract_run, workspace):
     run = run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models", augment=True, unfreeze="3",
-        training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8),
+        source_run=extract_run.path, models_dir=workspace / "models", views=0, unfreeze="3",
+        training=TrainingOptions(epochs=1, batch_size=8),
     ), verbose=0)
     record = run.record()
     assert record.cached_top is None
@@ -150,8 +148,8 @@ def test_cli_reports_a_wrong_run_in_one_line(tmp_path):
 
 def test_mixed_precision_finetunes_a_float32_run_under_the_mixed_policy(extract_run, workspace):
     run = run_finetune(FinetuneConfig(
-        source_run=extract_run.path, models_dir=workspace / "models", views=0,
-        training=replace(FINETUNE_TRAINING, epochs=1, batch_size=8, precision="mixed"),
+        source_run=extract_run.path, models_dir=workspace / "models", augment=False,
+        training=TrainingOptions(epochs=1, batch_size=8, precision="mixed"),
     ), verbose=0)
     record = run.record()
     assert record.precision == "mixed_bfloat16" and record.cached_top is not None

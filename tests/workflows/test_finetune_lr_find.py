@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.models.heads import HeadOptions
-from pipeline.training.options import EXTRACT_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.lr_find import LrFindConfig, run_lr_find, suggest_rate
 
@@ -20,7 +19,7 @@ def extract_run(synthetic_dataset, tmp_path_factory):
     return run_extract(ExtractConfig(
         data_dir=synthetic_dataset, models_dir=tmp_path_factory.mktemp("lrf"), weights="none",
         image_size=48, head_options=HeadOptions(dense=16),
-        training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
+        training=TrainingOptions(epochs=1, batch_size=8),
     ), verbose=0)
 
 

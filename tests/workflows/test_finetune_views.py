@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.models.heads import HeadOptions
 from pipeline.models.saving import load_model
 from pipeline.models.schedules import ScheduleOptions
-from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
@@ -31,13 +30,13 @@ def extract_run(synthetic_dataset, workspace):
     return run_extract(ExtractConfig(
         data_dir=synthetic_dataset, models_dir=workspace / "models", weights="none",
         image_size=SIZE, head_options=HeadOptions(dense=16),
-        training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
+        training=TrainingOptions(epochs=1, batch_size=8),
     ), verbose=0)
 
 
 def finetune(extract_run, workspace, views, **changes):
     options = dict(source_run=extract_run.path, models_dir=workspace / "models", views=views,
-                   training=replace(FINETUNE_TRAINING, epochs=2, batch_size=8))
+                   training=TrainingOptions(epochs=2, batch_size=8))
     return run_finetune(FinetuneConfig(**{**options, **changes}), verbose=0)
 
 
@@ -68,8 +67,8 @@ def test_a_later_run_reuses_the_views_and_computes_only_the_missing_ones(
         views_run, extract_run, workspace):
     folder = views_run.record().views.path
     first = os.stat(os.path.join(folder, "view-000.npy")).st_mtime_ns
-    more = finetune(extract_run, workspace, 3, training=replace(
-        FINETUNE_TRAINING, epochs=1, batch_size=8))
+    more = finetune(extract_run, workspace, 3, training=TrainingOptions(
+        epochs=1, batch_size=8))
     assert more.record().views.computed == 1 and more.record().views.path == folder
     assert os.stat(os.path.join(folder, "view-000.npy")).st_mtime_ns == first
 
@@ -81,8 +80,8 @@ def test_an_interrupted_view_computation_resumes_at_the_missing_view(
     os.remove(os.path.join(folder, "view-001.npy"))  # as if the run died writing view 1
     with open(os.path.join(folder, ".view-001.npy.tmp"), "wb") as half:
         half.write(b"half a view")
-    resumed = finetune(extract_run, workspace, 2, training=replace(
-        FINETUNE_TRAINING, epochs=1, batch_size=8))
+    resumed = finetune(extract_run, workspace, 2, training=TrainingOptions(
+        epochs=1, batch_size=8))
     assert resumed.record().views.computed == 1
     assert not os.path.exists(os.path.join(folder, ".view-001.npy.tmp"))
     np.testing.assert_array_equal(np.load(os.path.join(folder, "view-000.npy")), kept)
@@ -93,7 +92,7 @@ def test_extract_with_augmentation_trains_on_the_views_finetune_uses(
     run = run_extract(ExtractConfig(
         data_dir=synthetic_dataset, models_dir=workspace / "models", weights="none",
         image_size=SIZE, head_options=HeadOptions(dense=16), augment=True, views=2,
-        training=replace(EXTRACT_TRAINING, epochs=1, batch_size=8),
+        training=TrainingOptions(epochs=1, batch_size=8),
     ), verbose=0)
     record = run.record()
     assert record.views.path == views_run.record().views.path and record.views.computed == 0

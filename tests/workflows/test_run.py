@@ -6,6 +6,7 @@ Trained for real on the generated 48 px dataset with a randomly initialised VGG1
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,21 +20,22 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from pipeline.data.manifest import manifest_checksum
 from pipeline.errors import PipelineError
-from pipeline.runs.chapter_record import RUN_RECORD, read_record
+from pipeline.runs.chapter_record import CHAPTER_RECORD, read_record
 from pipeline.runs.folder import BEST_MODEL, Run
-from pipeline.workflows.chapter.plan import RunConfig, make_plan
+from pipeline.workflows.chapter.plan import ChapterConfig, make_plan
 from pipeline.workflows.chapter.presets import (
-    EVALUATE,
-    EXTRACT,
-    FINETUNE,
     MEDIUM_DATASET,
     SMALL_DATASET,
+    STEP_EVALUATE,
+    STEP_EXTRACT,
+    STEP_FINETUNE,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--base", "vgg16", "--weights", "none", "--image-size", "32", "--batch-size", "8",
-        "--views", "0", "--steps", "extract,finetune,evaluate"]
+        "--no-augment", "--steps", "extract,finetune,evaluate"]
 
 
 def _run(args: list[str]):
@@ -60,12 +62,12 @@ def _mtime(path: Path) -> int:
 
 
 @pytest.mark.parametrize(("images", "steps", "unfreeze"), [
-    (2_000, (EXTRACT, EVALUATE), None),
-    (SMALL_DATASET, (EXTRACT, FINETUNE, EVALUATE), "top"),
-    (MEDIUM_DATASET, (EXTRACT, FINETUNE, EVALUATE), "all"),
+    (2_000, (STEP_EXTRACT, STEP_EVALUATE), None),
+    (SMALL_DATASET, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "top"),
+    (MEDIUM_DATASET, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all"),
 ])
 def test_the_rule_of_thumb_trains_more_of_the_base_the_more_images(images, steps, unfreeze):
-    plan = make_plan(RunConfig(), images)
+    plan = make_plan(ChapterConfig(), images)
     assert plan.decided_by == "rule of thumb" and plan.steps == steps
     if unfreeze:
         assert plan.unfreeze == unfreeze
@@ -73,17 +75,19 @@ def test_the_rule_of_thumb_trains_more_of_the_base_the_more_images(images, steps
 
 
 def test_every_preset_value_can_be_overridden():
-    quick = make_plan(RunConfig(preset="cpu-quick"), 2_000)
+    quick = make_plan(ChapterConfig(preset="cpu-quick"), 2_000)
     assert (quick.base, quick.image_size, quick.steps) == (
-        "efficientnet_lite1", 240, (EXTRACT, FINETUNE, EVALUATE))
-    changed = make_plan(RunConfig(preset="cpu-quick", base="vgg16", image_size=64,
-                                  epochs={EXTRACT: 1}, unfreeze="all", steps=("extract",)), 2_000)
+        "efficientnet_lite1", 240, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE))
+    changed = make_plan(ChapterConfig(preset="cpu-quick", base="vgg16", image_size=64,
+                                      epochs={STEP_EXTRACT: 1}, unfreeze="all",
+                                      steps=("extract",)), 2_000)
     assert (changed.base, changed.image_size, changed.unfreeze) == ("vgg16", 64, "all")
-    assert changed.steps == (EXTRACT,) and changed.epochs == {EXTRACT: 1}
+    assert changed.steps == (STEP_EXTRACT,) and changed.epochs == {STEP_EXTRACT: 1}
 
 
 def test_finetune_alone_brings_its_extract_step():
-    assert make_plan(RunConfig(steps=("finetune",)), 100).steps == (EXTRACT, FINETUNE)
+    assert make_plan(ChapterConfig(steps=("finetune",)), 100).steps == (STEP_EXTRACT,
+                                                                         STEP_FINETUNE)
 
 
 # -- one chapter --------------------------------------------------------------------------------
@@ -94,37 +98,75 @@ def test_run_trains_every_step_into_one_folder_then_reports(chapter):
     record = read_record(parent)
     assert record.status == "completed"
     assert {name: state.status for name, state in record.steps.items()} == {
-        EXTRACT: "completed", FINETUNE: "completed", EVALUATE: "completed"}
-    for step in (EXTRACT, FINETUNE):
+        STEP_EXTRACT: "completed", STEP_FINETUNE: "completed", STEP_EVALUATE: "completed"}
+    for step in (STEP_EXTRACT, STEP_FINETUNE):
         run = Run.open(parent / step)
         assert run.record().status == "completed" and run.record().epochs_run == 2
         assert (parent / step / "evaluation-test" / "confusion_matrix.json").is_file()
         test_accuracy = run.read_metrics()["test"]["accuracy"]
         shown = re.search(rf"^  {step} +(\S+%) ", output, re.MULTILINE).group(1)
         assert shown == f"{100 * test_accuracy:.1f}%"
-    assert Path(Run.open(parent / FINETUNE).record().parent_run) == parent / EXTRACT
+    assert Path(Run.open(parent / STEP_FINETUNE).record().parent_run) == parent / STEP_EXTRACT
     html = (parent / "report.html").read_text()
     strategies = html.split('<table id="strategies">')[1].split("</table>")[0]
-    assert re.findall(r"<tr><td>(.*?)</td>", strategies) == [EXTRACT, FINETUNE]
+    assert re.findall(r"<tr><td>(.*?)</td>", strategies) == [STEP_EXTRACT, STEP_FINETUNE]
     assert "report.html" in output and "rule of thumb" not in output
 
 
 def test_a_second_run_skips_the_completed_steps(chapter):
     parent, args, _ = chapter
-    before = {step: _mtime(parent / step / BEST_MODEL) for step in (EXTRACT, FINETUNE)}
+    before = {step: _mtime(parent / step / BEST_MODEL) for step in (STEP_EXTRACT, STEP_FINETUNE)}
     output = _run(args).output
     assert output.count("done before with the same inputs") == 2
     assert {step: _mtime(parent / step / BEST_MODEL) for step in before} == before
 
 
+def test_a_step_done_before_finetunes_flags_changed_meaning_is_still_done(chapter,
+                                                                          synthetic_dataset):
+    # Before, `--views 0` said "no augmentation": the chapter's record holds the digest of that
+    # config and the finetune run's config.json (version 2) says views 0, augment False.
+    from pipeline.data.manifest import require_prepared
+    from pipeline.training.config import config_to_dict
+    from pipeline.workflows.chapter.workflow import step_config
+
+    parent, args, _ = chapter
+    record = read_record(parent)
+    manifest = require_prepared(synthetic_dataset)
+    config = ChapterConfig(data_dir=synthetic_dataset, models_dir=parent.parent,
+                           run_name=parent.name, base="vgg16", weights="none", image_size=32,
+                           batch_size=8, augment=False, epochs=dict.fromkeys(
+                               ("extract", "finetune"), 2), steps=("extract", "finetune",
+                                                                   "evaluate"))
+    finetune = step_config(STEP_FINETUNE, parent, config, make_plan(config, 32))
+    old = {**config_to_dict(finetune), "augment": False, "views": 0}
+    old_digest = hashlib.sha256(json.dumps(
+        {"config": old, "data": manifest_checksum(manifest),
+         "depends_on": record.steps[STEP_EXTRACT].digest}, sort_keys=True).encode()).hexdigest()
+    chapter_json = json.loads((parent / CHAPTER_RECORD).read_text())
+    chapter_json["steps"][STEP_FINETUNE]["digest"] = old_digest
+    chapter_json["steps"][STEP_FINETUNE]["evaluated"] = old_digest
+    (parent / CHAPTER_RECORD).write_text(json.dumps(chapter_json))
+    run_json = json.loads((parent / STEP_FINETUNE / "config.json").read_text())
+    run_json["version"] = 2
+    run_json["config"].update(augment=False, views=0)
+    (parent / STEP_FINETUNE / "config.json").write_text(json.dumps(run_json))
+    before = _mtime(parent / STEP_FINETUNE / BEST_MODEL)
+
+    output = _run(args).output
+    assert output.count("done before with the same inputs") == 2
+    assert _mtime(parent / STEP_FINETUNE / BEST_MODEL) == before
+    assert read_record(parent).steps[STEP_FINETUNE].digest != old_digest  # now the new one
+    assert Run.open(parent / STEP_FINETUNE).record().config["augment"] is False
+
+
 def test_changed_inputs_redo_only_the_steps_they_change(chapter):
     parent, args, _ = chapter
-    extract_model = _mtime(parent / EXTRACT / BEST_MODEL)
+    extract_model = _mtime(parent / STEP_EXTRACT / BEST_MODEL)
     changed = [*args[:args.index("--epochs")], "--epochs", "extract=2,finetune=3",
                *args[args.index("--epochs") + 2:]]
     _run(changed)
-    assert _mtime(parent / EXTRACT / BEST_MODEL) == extract_model
-    assert Run.open(parent / FINETUNE).record().epochs_run == 3
+    assert _mtime(parent / STEP_EXTRACT / BEST_MODEL) == extract_model
+    assert Run.open(parent / STEP_FINETUNE).record().epochs_run == 3
 
 
 def test_a_mistake_names_the_flag(synthetic_dataset, tmp_path):
@@ -134,20 +176,20 @@ def test_a_mistake_names_the_flag(synthetic_dataset, tmp_path):
     from pipeline.workflows.chapter.workflow import run_chapter
 
     with pytest.raises(PipelineError, match="`epochs` of extract"):
-        run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+        run_chapter(ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
                               epochs={"extract": 0}))
 
 
 def test_the_strategy_reaches_every_training_step(synthetic_dataset, tmp_path):
     from pipeline.workflows.chapter.workflow import run_chapter, step_config
 
-    config = RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="one")
+    config = ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="one")
     plan = make_plan(config, train_images=100)
     for step in plan.steps:
         if step != "evaluate":
             assert step_config(step, tmp_path, config, plan).training.strategy == "one"
     with pytest.raises(PipelineError, match="`strategy` 'ring'"):
-        run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="ring"))
+        run_chapter(ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="ring"))
 
 
 def test_the_scratch_steps_train_the_architecture_asked_at_its_own_size(synthetic_dataset,
@@ -155,20 +197,20 @@ def test_the_scratch_steps_train_the_architecture_asked_at_its_own_size(syntheti
     from pipeline.workflows.chapter.workflow import run_chapter, step_config
 
     # A preset's size is its conv base's: the scratch model keeps its own unless one is given.
-    classic = RunConfig(data_dir=synthetic_dataset, preset="classic",
+    classic = ChapterConfig(data_dir=synthetic_dataset, preset="classic",
                         architecture="mini_xception")
     plan = make_plan(classic, train_images=2_000)
     scratch = step_config("scratch-augment", tmp_path, classic, plan)
     assert (scratch.architecture, scratch.image_size, scratch.dropout) == ("mini_xception", 180,
                                                                             0.5)
     assert step_config("extract", tmp_path, classic, plan).image_size == 150
-    book = RunConfig(data_dir=synthetic_dataset, preset="classic")
+    book = ChapterConfig(data_dir=synthetic_dataset, preset="classic")
     assert step_config("scratch", tmp_path, book, plan).image_size == 150
-    given = RunConfig(data_dir=synthetic_dataset, preset="cpu-quick", image_size=40,
+    given = ChapterConfig(data_dir=synthetic_dataset, preset="cpu-quick", image_size=40,
                       architecture="mini_xception")
     assert step_config("scratch", tmp_path, given, make_plan(given, 2_000)).image_size == 40
     with pytest.raises(PipelineError, match="`architecture` 'resnet'"):
-        run_chapter(RunConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
+        run_chapter(ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path,
                               architecture="resnet"))
 
 
@@ -211,22 +253,22 @@ def test_sigterm_mid_step_then_the_same_command_resumes(synthetic_dataset, tmp_p
 
     def finetune_training() -> bool:
         try:
-            record = json.loads((parent / RUN_RECORD).read_text())
+            record = json.loads((parent / CHAPTER_RECORD).read_text())
         except (OSError, ValueError):
             return False
-        state = record["steps"].get(FINETUNE, {}).get("status")
-        return state == "running" and (parent / FINETUNE / "history.json").is_file()
+        state = record["steps"].get(STEP_FINETUNE, {}).get("status")
+        return state == "running" and (parent / STEP_FINETUNE / "history.json").is_file()
 
     _wait_for(finetune_training, process)
-    extract_model = _mtime(parent / EXTRACT / BEST_MODEL)
+    extract_model = _mtime(parent / STEP_EXTRACT / BEST_MODEL)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 143, output  # 128 + SIGTERM, as a shell reports it
     record = read_record(parent)
     assert record.status == "interrupted"
-    assert record.steps[EXTRACT].status == "completed"
-    assert record.steps[FINETUNE].status == "interrupted"
-    stopped_at = Run(parent / FINETUNE).record().epochs_run  # open() would warn: incomplete
+    assert record.steps[STEP_EXTRACT].status == "completed"
+    assert record.steps[STEP_FINETUNE].status == "interrupted"
+    stopped_at = Run(parent / STEP_FINETUNE).record().epochs_run  # open() would warn: incomplete
     assert 1 <= stopped_at < 40
 
     again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
@@ -234,7 +276,7 @@ def test_sigterm_mid_step_then_the_same_command_resumes(synthetic_dataset, tmp_p
     assert again.returncode == 0, again.stdout + again.stderr
     assert "== extract: done before with the same inputs" in again.stdout
     assert "== finetune: discarding" in again.stdout
-    assert _mtime(parent / EXTRACT / BEST_MODEL) == extract_model  # not recomputed
+    assert _mtime(parent / STEP_EXTRACT / BEST_MODEL) == extract_model  # not recomputed
     record = read_record(parent)
-    assert record.status == "completed" and record.steps[FINETUNE].status == "completed"
-    assert Run.open(parent / FINETUNE).record().epochs_run == 40
+    assert record.status == "completed" and record.steps[STEP_FINETUNE].status == "completed"
+    assert Run.open(parent / STEP_FINETUNE).record().epochs_run == 40

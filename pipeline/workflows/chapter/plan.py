@@ -12,30 +12,38 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.data.defaults import DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, DEFAULT_SEED
+from pipeline.data.sizes import check_image_size
 from pipeline.errors import PipelineError
+from pipeline.system.paths import check_writable_folder
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.chapter.presets import (
-    EXTRACT,
-    FINETUNE,
+    STEP_EXTRACT,
+    STEP_FINETUNE,
     TRAINING_STEPS,
     get_preset,
     parse_steps,
     rule_of_thumb,
 )
 
-DEFAULT_DATA = Path("data/cats_and_dogs_small")
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as run folders' names (runs.py)
 
 
 @dataclass
-class RunConfig:
+class ChapterConfig:
     """Everything ``run`` depends on. None (or empty) means: the preset's value, else the
-    workflow's default (the rule of thumb for ``steps`` and ``unfreeze``)."""
+    workflow's default (the rule of thumb for ``steps`` and ``unfreeze``).
 
-    data_dir: Path = DEFAULT_DATA
+    ``augment`` and ``views`` mean what they mean for ``extract`` and ``finetune``:
+    augmentation on or off (fine-tuning's; the ``-augment`` steps always augment, the
+    others never), and the cached augmented views per training image of every step that
+    augments a pretrained base (``extract-augment``, ``finetune``), 0 on the fly.
+    """
+
+    data_dir: Path = DEFAULT_DATA_DIR
     source: Path | None = None  # photos to prepare ``data_dir`` from, when it is not prepared
     split_sizes: tuple[int, int, int] = (1000, 500, 500)  # per class, when preparing
-    models_dir: Path = Path("models")
+    models_dir: Path = DEFAULT_MODELS_DIR
     run_name: str | None = None  # the parent folder; None: run-<preset or auto>-<dataset>
     preset: str | None = None
     steps: tuple[str, ...] = ()
@@ -45,9 +53,10 @@ class RunConfig:
     image_size: int | None = None
     epochs: dict[str, int] = field(default_factory=dict)  # per training step
     unfreeze: str | None = None
-    views: int | None = None  # finetune's cached augmented views per image (0: none)
-    batch_size: int | None = None
-    seed: int = 1337
+    augment: bool | None = None  # fine-tuning with augmentation (None: the preset's, else on)
+    views: int | None = None  # cached augmented views per image (0: on the fly)
+    batch_size: int | None = None  # None: each workflow's
+    seed: int = DEFAULT_SEED
     precision: str = "float32"
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
@@ -62,18 +71,21 @@ class Plan:
     image_size: int | None
     epochs: dict[str, int]
     unfreeze: str
-    views: int | None  # None: finetune's default
+    augment: bool | None  # fine-tuning's augmentation; None: finetune's default
+    views: int | None  # None: the workflows' default
     decided_by: str  # "preset cpu-quick", "steps/unfreeze given", "rule of thumb"
     reason: str
 
 
-def default_run_name(config: RunConfig) -> str:
+def default_run_name(config: ChapterConfig) -> str:
     """The same command names the same folder, so starting it again resumes it."""
-    return f"run-{config.preset or 'auto'}-{Path(config.data_dir).name}"
+    return f"chapter-{config.preset or 'auto'}-{Path(config.data_dir).name}"
 
 
-def check_config(config: RunConfig) -> None:
+def check_config(config: ChapterConfig) -> None:
     """Refuse a config that cannot run, before any data is prepared or trained."""
+    check_writable_folder(config.models_dir, "models_dir")
+    check_image_size(config.image_size)
     if config.run_name is not None and not _NAME_OK.match(config.run_name):
         raise PipelineError(f"`run_name` {config.run_name!r}: use letters, digits, '.', '_' "
                             "and '-' only")
@@ -93,12 +105,11 @@ def check_config(config: RunConfig) -> None:
     if config.views is not None and config.views < 0:
         raise PipelineError(f"`views` must be 0 or more, got {config.views}")
     # The options every step shares are checked as the steps will take them.
-    TrainingOptions(batch_size=1 if config.batch_size is None else config.batch_size,
-                    seed=config.seed,
+    TrainingOptions(batch_size=config.batch_size, seed=config.seed,
                     precision=config.precision, strategy=config.strategy).validate()
 
 
-def make_plan(config: RunConfig, train_images: int) -> Plan:
+def make_plan(config: ChapterConfig, train_images: int) -> Plan:
     """The steps, base, size, epochs and unfreezing: given > preset > rule of thumb."""
     preset = get_preset(config.preset) if config.preset else None
     choice = rule_of_thumb(train_images)
@@ -113,10 +124,10 @@ def make_plan(config: RunConfig, train_images: int) -> Plan:
         decided_by, reason = "rule of thumb", choice.reason
     if config.steps:
         steps = parse_steps(config.steps)
-    elif config.unfreeze and FINETUNE not in steps:
-        steps = parse_steps((*steps, FINETUNE))  # asking to unfreeze asks to fine-tune
-    if FINETUNE in steps and EXTRACT not in steps:
-        steps = parse_steps((*steps, EXTRACT))  # fine-tuning starts from the extract run
+    elif config.unfreeze and STEP_FINETUNE not in steps:
+        steps = parse_steps((*steps, STEP_FINETUNE))  # asking to unfreeze asks to fine-tune
+    if STEP_FINETUNE in steps and STEP_EXTRACT not in steps:
+        steps = parse_steps((*steps, STEP_EXTRACT))  # fine-tuning starts from the extract run
     epochs = dict(preset.epochs) if preset else {}
     epochs.update(config.epochs)
     return Plan(
@@ -124,6 +135,12 @@ def make_plan(config: RunConfig, train_images: int) -> Plan:
         image_size=config.image_size or (preset.image_size if preset else None),
         epochs={step: epochs[step] for step in steps if step in epochs},
         unfreeze=config.unfreeze or unfreeze,
-        views=config.views if config.views is not None else (preset.views if preset else None),
+        augment=_given_or_preset(config.augment, preset.augment if preset else None),
+        views=_given_or_preset(config.views, preset.views if preset else None),
         decided_by=decided_by, reason=reason,
     )
+
+
+def _given_or_preset(given, preset):
+    """What the user gave, else the preset's (None: the workflow's default)."""
+    return given if given is not None else preset

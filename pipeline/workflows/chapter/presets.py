@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineError
 
-SCRATCH, SCRATCH_AUGMENT = "scratch", "scratch-augment"
-EXTRACT, EXTRACT_AUGMENT = "extract", "extract-augment"
-FINETUNE, EVALUATE = "finetune", "evaluate"
-TRAINING_STEPS = (SCRATCH, SCRATCH_AUGMENT, EXTRACT, EXTRACT_AUGMENT, FINETUNE)
-STEPS = (*TRAINING_STEPS, EVALUATE)  # the order they run in
-DEFAULT_STEPS = (EXTRACT, FINETUNE, EVALUATE)
+# The chapter's steps, each trained into its own folder of that name. Not run kinds
+# (``pipeline.runs.record``): two steps train each of the kinds scratch and extract.
+STEP_SCRATCH, STEP_SCRATCH_AUGMENT = "scratch", "scratch-augment"
+STEP_EXTRACT, STEP_EXTRACT_AUGMENT = "extract", "extract-augment"
+STEP_FINETUNE, STEP_EVALUATE = "finetune", "evaluate"
+TRAINING_STEPS = (STEP_SCRATCH, STEP_SCRATCH_AUGMENT, STEP_EXTRACT, STEP_EXTRACT_AUGMENT,
+                  STEP_FINETUNE)
+STEPS = (*TRAINING_STEPS, STEP_EVALUATE)  # the order they run in
+DEFAULT_STEPS = (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE)
 ALL = "all"  # every training step, then evaluate
 
 # The rule of thumb's thresholds, in training images (all classes together).
@@ -40,7 +43,8 @@ class Preset:
     image_size: int
     epochs: dict[str, int] = field(default_factory=dict)
     unfreeze: str = "top"
-    views: int | None = None  # finetune's cached augmented views; None: its default
+    augment: bool | None = None  # whether fine-tuning augments; None: finetune's default (on)
+    views: int | None = None  # cached augmented views per image; None: the workflows' default
 
 
 PRESETS: dict[str, Preset] = {
@@ -49,20 +53,20 @@ PRESETS: dict[str, Preset] = {
         Preset("cpu-quick", "minutes on 2 CPU cores: EfficientNet-Lite1 at 240 px, features "
                "extracted once, 10 epochs of head, 3 of fine-tuning its last block on cached "
                "tensors (no augmented views)",
-               (EXTRACT, FINETUNE, EVALUATE), "efficientnet_lite1", 240,
-               {EXTRACT: 10, FINETUNE: 3}, views=0),
+               (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "efficientnet_lite1", 240,
+               {STEP_EXTRACT: 10, STEP_FINETUNE: 3}, augment=False),
         Preset("classic", "the book's chapter: VGG16 at 150 px, every strategy with the "
                "book's epochs (scratch 30, scratch with augmentation 100, extraction 30, "
                "extraction with augmentation 30, fine-tuning block5 100)",
-               (*TRAINING_STEPS, EVALUATE), "vgg16", 150,
-               {SCRATCH: 30, SCRATCH_AUGMENT: 100, EXTRACT: 30, EXTRACT_AUGMENT: 30,
-                FINETUNE: 100}),
+               (*TRAINING_STEPS, STEP_EVALUATE), "vgg16", 150,
+               {STEP_SCRATCH: 30, STEP_SCRATCH_AUGMENT: 100, STEP_EXTRACT: 30,
+                STEP_EXTRACT_AUGMENT: 30, STEP_FINETUNE: 100}),
         # Chosen by validation accuracy on the classic split (bench/lite_report.py,
         # bench/finetune_report.py): Lite1 features 99.5%, above Lite0 and Lite2 (99.3%);
         # fine-tuning it on 8 cached views reached 99.4%, so it is not part of the recipe.
         Preset("best", "the most accurate recipe measured here (by validation accuracy): "
                "EfficientNet-Lite1 at 240 px, fast feature extraction with 30 epochs of head",
-               (EXTRACT, EVALUATE), "efficientnet_lite1", 240, {EXTRACT: 30}),
+               (STEP_EXTRACT, STEP_EVALUATE), "efficientnet_lite1", 240, {STEP_EXTRACT: 30}),
     )
 }
 
@@ -101,16 +105,16 @@ class Choice:
 def rule_of_thumb(train_images: int) -> Choice:
     """How much of the conv base to train for ``train_images`` training images."""
     if train_images < SMALL_DATASET:
-        return Choice((EXTRACT, EVALUATE), None,
+        return Choice((STEP_EXTRACT, STEP_EVALUATE), None,
                       f"{train_images:,} training images < {SMALL_DATASET:,}: a small dataset; "
                       "the whole conv base stays frozen and the head trains on its cached "
                       "features")
     if train_images < MEDIUM_DATASET:
-        return Choice((EXTRACT, FINETUNE, EVALUATE), "top",
+        return Choice((STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "top",
                       f"{SMALL_DATASET:,} <= {train_images:,} training images < "
                       f"{MEDIUM_DATASET:,}: a medium dataset; the head first, then the top "
                       "block of the conv base is unfrozen")
-    return Choice((EXTRACT, FINETUNE, EVALUATE), "all",
+    return Choice((STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all",
                   f"{train_images:,} training images >= {MEDIUM_DATASET:,}: a large dataset; "
                   "the head first, then the whole conv base trains")
 

@@ -10,9 +10,9 @@ completed run and the parent record says it was made from the same inputs (a dig
 step's config, the dataset and the steps it builds on). Starting the same command again
 after Ctrl-C, SIGTERM or a power cut skips what was done, discards the half-made step
 (its folder is removed and the step rerun) and carries on. The config and plan are in
-``chapter_plan``, the parent record (``run.json``) in ``chapter_record``.
+``chapter_plan``, the parent record (``chapter.json``) in ``chapter_record``.
 
-Python users call ``run_chapter(RunConfig(...))`` with the options of ``python cli.py run``.
+Python users call ``run_chapter(ChapterConfig(...))`` with the options of ``python cli.py run``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.runs.chapter_record import (
-    RUN_RECORD,
+    CHAPTER_RECORD,
     ChapterRecord,
     StepRecord,
     is_chapter,
@@ -37,28 +38,42 @@ from pipeline.runs.chapter_record import (
 )
 from pipeline.system import interrupts
 from pipeline.training.config import config_to_dict
-from pipeline.training.options import EXTRACT_TRAINING, FINETUNE_TRAINING, SCRATCH_TRAINING
+from pipeline.training.options import TrainingOptions
 from pipeline.workflows.chapter.plan import (
+    ChapterConfig,
     Plan,
-    RunConfig,
     check_config,
     default_run_name,
     make_plan,
 )
 from pipeline.workflows.chapter.presets import (
-    EVALUATE,
-    EXTRACT,
-    EXTRACT_AUGMENT,
-    FINETUNE,
-    SCRATCH,
-    SCRATCH_AUGMENT,
+    STEP_EVALUATE,
+    STEP_EXTRACT,
+    STEP_EXTRACT_AUGMENT,
+    STEP_FINETUNE,
+    STEP_SCRATCH,
+    STEP_SCRATCH_AUGMENT,
 )
+from pipeline.workflows.extract.config import ExtractConfig
+from pipeline.workflows.finetune.config import FinetuneConfig
+from pipeline.workflows.scratch.config import ScratchConfig
 
 # Re-exported: callers of ``run`` import its config, plan and record from here as well.
 __all__ = [
-    "RUN_RECORD", "ChapterRecord", "ChapterResult", "Plan", "RunConfig", "StepRecord",
-    "StepResult", "default_run_name", "is_chapter", "make_plan", "read_record", "run_chapter",
-    "step_config", "step_digest",
+    "CHAPTER_RECORD",
+    "ChapterConfig",
+    "ChapterRecord",
+    "ChapterResult",
+    "Plan",
+    "StepRecord",
+    "StepResult",
+    "default_run_name",
+    "is_chapter",
+    "make_plan",
+    "read_record",
+    "run_chapter",
+    "step_config",
+    "step_digest",
 ]
 
 EVALUATION_SPLIT = "test"
@@ -101,8 +116,26 @@ class ChapterResult:
 # -- the chapter ------------------------------------------------------------------------------
 
 
-def run_chapter(config: RunConfig, verbose: int | str = "auto") -> ChapterResult:
-    """Prepare, train every planned step (skipping those already done), evaluate, report."""
+def run_chapter(
+    config: ChapterConfig,
+    verbose: int | str = "auto",
+    callbacks: Sequence[Any] = (),
+) -> ChapterResult:
+    """Prepare, train every planned step (skipping those already done), evaluate, report.
+
+    Args:
+        config: the data, the plan's choices (preset, steps, base, epochs ...) and the
+            chapter folder (``models_dir``/``run_name``); None takes the preset's value,
+            else each workflow's.
+        verbose: Keras' ``fit`` verbosity for every step; 0 also keeps the plan quiet.
+        callbacks: your Keras callbacks, passed to ``fit`` of every step trained now.
+
+    The same config again skips what is done and resumes the rest. For example::
+
+        config = ChapterConfig(source=Path("~/Downloads/train").expanduser(), preset="cpu-quick")
+        result = run_chapter(config)          # models/chapter-cpu-quick-cats_and_dogs_small/
+        print(result.summary())               # test accuracy per step, the report's path
+    """
     check_config(config)
     manifest = _prepared(config)
     plan = make_plan(config, sum(manifest["counts"]["train"].values()))
@@ -114,13 +147,13 @@ def run_chapter(config: RunConfig, verbose: int | str = "auto") -> ChapterResult
     results = []
     with interrupts.signals_stop():  # SIGTERM stops like Ctrl-C
         try:
-            for step in (s for s in plan.steps if s != EVALUATE):
+            for step in (s for s in plan.steps if s != STEP_EVALUATE):
                 results.append(_train_step(step, parent, record, config, plan, manifest,
-                                           verbose))
-            if EVALUATE in plan.steps:
-                for step in (s for s in plan.steps if s != EVALUATE):
+                                           verbose, callbacks))
+            if STEP_EVALUATE in plan.steps:
+                for step in (s for s in plan.steps if s != STEP_EVALUATE):
                     _evaluate_step(step, parent, record, verbose)
-                record.steps[EVALUATE].status = "completed"
+                record.steps[STEP_EVALUATE].status = "completed"
         except KeyboardInterrupt:
             save_record(parent, record, status="interrupted")
             raise
@@ -134,7 +167,7 @@ def run_chapter(config: RunConfig, verbose: int | str = "auto") -> ChapterResult
     return ChapterResult(parent, plan, steps, report)
 
 
-def _prepared(config: RunConfig) -> dict:
+def _prepared(config: ChapterConfig) -> dict:
     """The dataset's manifest, preparing it from ``source`` first when it is not there."""
     from pipeline.data.manifest import require_prepared
 
@@ -153,9 +186,8 @@ def _prepared(config: RunConfig) -> dict:
 # -- the parent record ------------------------------------------------------------------------
 
 
-def _open_record(parent: Path, config: RunConfig, plan: Plan) -> ChapterRecord:
-    path = parent / RUN_RECORD
-    if path.is_file():
+def _open_record(parent: Path, config: ChapterConfig, plan: Plan) -> ChapterRecord:
+    if is_chapter(parent):
         record = read_record(parent)
     elif parent.is_dir() and any(parent.iterdir()):
         raise PipelineError(f"{parent}: exists and is not a `run` folder; choose another "
@@ -174,56 +206,80 @@ def _open_record(parent: Path, config: RunConfig, plan: Plan) -> ChapterRecord:
 # -- one step ---------------------------------------------------------------------------------
 
 
-def step_config(step: str, parent: Path, config: RunConfig, plan: Plan):
-    """The workflow config that trains ``step`` into ``parent/<step>``."""
-    from pipeline.models.scratch import architecture
-    from pipeline.workflows.extract.workflow import ExtractConfig
-    from pipeline.workflows.finetune.workflow import FinetuneConfig
-    from pipeline.workflows.scratch import ScratchConfig
+def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
+    """The workflow config that trains ``step`` into ``parent/<step>``.
 
-    defaults = {SCRATCH: SCRATCH_TRAINING, SCRATCH_AUGMENT: SCRATCH_TRAINING,
-                EXTRACT: EXTRACT_TRAINING, EXTRACT_AUGMENT: EXTRACT_TRAINING,
-                FINETUNE: FINETUNE_TRAINING}[step]
-    training = dataclasses.replace(
-        defaults, batch_size=config.batch_size or defaults.batch_size,
-        epochs=plan.epochs.get(step, defaults.epochs), seed=config.seed,
-        precision=config.precision, strategy=config.strategy,
-    )
+    The learning rate and batch size are the workflow's own (``TRAINING_DEFAULTS``), filled in
+    here as the steps' digests have always held them.
+    """
+    from pipeline.models.scratch import architecture
+
+    workflow = {STEP_SCRATCH: ScratchConfig, STEP_SCRATCH_AUGMENT: ScratchConfig,
+                STEP_EXTRACT: ExtractConfig, STEP_EXTRACT_AUGMENT: ExtractConfig,
+                STEP_FINETUNE: FinetuneConfig}[step]
+    training = TrainingOptions(
+        batch_size=config.batch_size, epochs=plan.epochs.get(step, TrainingOptions.epochs),
+        seed=config.seed, precision=config.precision, strategy=config.strategy,
+    ).with_defaults(workflow.TRAINING_DEFAULTS)
     common = dict(models_dir=parent, run_name=step, training=training)
     features_dir = Path(config.models_dir) / "features"  # one cache for every run folder
-    if step in (SCRATCH, SCRATCH_AUGMENT):
+    views = {"views": plan.views} if plan.views is not None else {}
+    if step in (STEP_SCRATCH, STEP_SCRATCH_AUGMENT):
         # A preset's size is its conv base's: the scratch model keeps its own unless given.
-        augment = step == SCRATCH_AUGMENT
+        augment = step == STEP_SCRATCH_AUGMENT
         model = architecture(config.architecture)
         return ScratchConfig(data_dir=Path(config.data_dir), architecture=model.name,
                              image_size=config.image_size or model.image_size, augment=augment,
                              dropout=AUGMENTED_DROPOUT if augment else 0.0, **common)
-    if step in (EXTRACT, EXTRACT_AUGMENT):
+    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT):
+        augment = step == STEP_EXTRACT_AUGMENT
         extra = {"base": plan.base} if plan.base else {}
         return ExtractConfig(data_dir=Path(config.data_dir), weights=config.weights,
-                             image_size=plan.image_size, augment=step == EXTRACT_AUGMENT,
-                             features_dir=features_dir, **extra, **common)
-    extra = {"views": plan.views} if plan.views is not None else {}
-    return FinetuneConfig(source_run=parent / EXTRACT, unfreeze=plan.unfreeze,
-                          features_dir=features_dir, **extra, **common)
+                             image_size=plan.image_size, augment=augment,
+                             features_dir=features_dir, **(views if augment else {}), **extra,
+                             **common)
+    extra = {"augment": plan.augment} if plan.augment is not None else {}
+    return FinetuneConfig(source_run=parent / STEP_EXTRACT, unfreeze=plan.unfreeze,
+                          features_dir=features_dir, **views, **extra, **common)
 
 
-def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = None) -> str:
-    """sha256 of what a step's result depends on: its config, the data, the step before."""
+def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = None, *,
+                legacy: bool = False) -> str:
+    """sha256 of what a step's result depends on: its config, the data, the step before.
+
+    ``legacy``: as digested before ``augment`` and ``views`` of fine-tuning took the meaning
+    they have in ``extract`` (``views`` 0 was "no augmentation"), so a step done then with
+    what is the same training now is still found done.
+    """
     from pipeline.data.manifest import manifest_checksum
 
     document = {"config": config_to_dict(workflow_config), "data": manifest_checksum(manifest),
                 "depends_on": depends_on}
+    if legacy and isinstance(workflow_config, FinetuneConfig):
+        document["config"].update(_old_finetune_fields(workflow_config))
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def _train_step(step: str, parent: Path, record: ChapterRecord, config: RunConfig, plan: Plan,
-                manifest: dict, verbose) -> StepResult:
+def _old_finetune_fields(config: FinetuneConfig) -> dict[str, Any]:
+    """Fine-tuning's ``augment`` and ``views`` in their old meaning: ``views`` cached views
+    (0: no augmentation), ``augment`` the exact path."""
+    if not config.augment:
+        return {"augment": False, "views": 0}
+    return {"augment": config.views == 0, "views": config.views}
+
+
+def _train_step(step: str, parent: Path, record: ChapterRecord, config: ChapterConfig, plan: Plan,
+                manifest: dict, verbose, callbacks: Sequence[Any] = ()) -> StepResult:
     workflow_config = step_config(step, parent, config, plan)
-    depends_on = record.steps[EXTRACT].digest if step == FINETUNE else None
+    depends_on = record.steps[STEP_EXTRACT].digest if step == STEP_FINETUNE else None
     digest = step_digest(workflow_config, manifest, depends_on)
     state = record.steps[step]
     folder = parent / step
+    if state.digest == step_digest(workflow_config, manifest, depends_on, legacy=True):
+        # Done before fine-tuning's flags changed meaning, with what is the same training now.
+        if state.evaluated == state.digest:
+            state.evaluated = digest
+        state.digest = digest
     if state.digest == digest and state.status == "completed" and _completed(folder):
         if verbose:
             print(f"== {step}: done before with the same inputs ({folder})")
@@ -238,7 +294,7 @@ def _train_step(step: str, parent: Path, record: ChapterRecord, config: RunConfi
     save_record(parent, record)
     started = time.monotonic()
     try:
-        run = _train(step, workflow_config, verbose)
+        run = _train(step, workflow_config, verbose, callbacks)
     except (KeyboardInterrupt, PipelineError) as stop:
         state.seconds = time.monotonic() - started
         state.status = "interrupted" if isinstance(stop, KeyboardInterrupt) else "failed"
@@ -253,18 +309,18 @@ def _train_step(step: str, parent: Path, record: ChapterRecord, config: RunConfi
     return StepResult(step, folder, status, False, state.seconds, None)
 
 
-def _train(step: str, workflow_config: Any, verbose):
-    if step in (SCRATCH, SCRATCH_AUGMENT):
-        from pipeline.workflows.scratch import train_scratch
+def _train(step: str, workflow_config: Any, verbose, callbacks: Sequence[Any]):
+    if step in (STEP_SCRATCH, STEP_SCRATCH_AUGMENT):
+        from pipeline.workflows.scratch.workflow import train_scratch
 
-        return train_scratch(workflow_config, verbose)
-    if step in (EXTRACT, EXTRACT_AUGMENT):
+        return train_scratch(workflow_config, verbose, callbacks)
+    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT):
         from pipeline.workflows.extract.workflow import run_extract
 
-        return run_extract(workflow_config, verbose)
+        return run_extract(workflow_config, verbose, callbacks)
     from pipeline.workflows.finetune.workflow import run_finetune
 
-    return run_finetune(workflow_config, verbose)
+    return run_finetune(workflow_config, verbose, callbacks)
 
 
 def _completed(folder: Path) -> bool:
@@ -319,7 +375,7 @@ def _write_report(parent: Path, plan: Plan, record: ChapterRecord) -> tuple[Path
     from pipeline.report.from_runs import report_from_folders
 
     folders = [parent / step for step in plan.steps
-               if step != EVALUATE and _completed(parent / step)]
+               if step != STEP_EVALUATE and _completed(parent / step)]
     if not folders:
         return ()
     seconds = {str(parent / name): state.seconds for name, state in record.steps.items()

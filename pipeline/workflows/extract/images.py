@@ -1,12 +1,12 @@
 """Feature extraction trained on images: the frozen conv base under the head, end to end.
 
-The slow way of ``extract``, taken with ``augment`` and ``views`` 0 (the exact path:
-augmentation layers in front of the frozen base, every epoch sees new versions of the
-images, so the head overfits less; ``views`` > 0 trains on cached views instead,
-``extract_views.py``), with ``augment`` on a base that cannot be split, or
-with ``multi_size`` (each training batch at one of several sizes, SPP-net style, for a
-head that pools any feature map to a fixed length). Without ``augment`` no augmentation is
-applied, whatever else is set.
+The slow way of ``extract``, taken with ``augment`` and ``views`` 0 (augmentation on the
+fly, the exact path: augmentation layers in front of the frozen base, every epoch sees new
+versions of the images, so the head overfits less; ``views`` > 0 trains on cached views
+instead, ``views.py``), with ``augment`` on a base that cannot be split, or with
+``multi_size`` (each training batch at one of several sizes, SPP-net style, for a head that
+pools any feature map to a fixed length). Without ``augment`` no augmentation is applied,
+whatever else is set.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ from pipeline.cache.features import predict_batch
 from pipeline.data.dataset import load_split
 from pipeline.models.bases import ConvBase
 from pipeline.models.heads import initialise_head, needs_initialisation
-from pipeline.models.schedules import compile_scheduled
 from pipeline.models.transfer import base_output_name, build_transfer_model
 from pipeline.models.weights import WeightsChoice
-from pipeline.runs.folder import EXTRACT, Run
+from pipeline.runs.folder import Run
 from pipeline.training.config import splits_present
-from pipeline.training.loop import augmentation_layer, train_evaluate_plot
-from pipeline.workflows.extract.workflow import SAMPLE_IMAGES, ExtractConfig, extract_record
+from pipeline.training.loop import augmentation_layer
+from pipeline.training.skeleton import Callbacks, train_new_run
+from pipeline.workflows.extract.common import SAMPLE_IMAGES, extract_record
+from pipeline.workflows.extract.config import ExtractConfig
 
 
 def train_on_images(
     config: ExtractConfig, base: ConvBase, weights: WeightsChoice, manifest: dict, policy: str,
-    verbose,
+    verbose, callbacks: Callbacks = (),
 ) -> Run:
     """Train conv base (frozen) + head on the images of ``config.data_dir``; returns the run."""
     options = config.training
@@ -57,21 +58,17 @@ def train_on_images(
     train_batches = train.dataset
     if config.multi_size:
         train_batches = train_batches.map(_random_size_resizer(config.multi_size, options.seed))
-    steps = math.ceil(train.count / options.batch_size)
-    compile_scheduled(model, train.num_classes, options.optimizer, options.learning_rate,
-                      config.lr_schedule, steps_per_epoch=steps, epochs=options.epochs,
-                      ema_momentum=options.ema_momentum)
-
-    run = Run.create(config.models_dir, EXTRACT, config.run_name)
-    run.write_record(extract_record(
+    record = extract_record(
         config, base, weights, list(train.class_names), policy,
         counts={"train": train.count, **{s: d.count for s, d in evaluation.items()}},
         base_output=base_output_name(model),
-    ))
-    train_evaluate_plot(model, run, train_batches,
-                        {split: data.dataset for split, data in evaluation.items()}, options,
-                        verbose)
-    return run
+    )
+    return train_new_run(
+        model, record, train_batches, {split: data.dataset for split, data in evaluation.items()},
+        models_dir=config.models_dir, run_name=config.run_name, options=options,
+        schedule=config.lr_schedule, steps_per_epoch=math.ceil(train.count / options.batch_size),
+        callbacks=callbacks, verbose=verbose,
+    )
 
 
 def _image_feature_sample(model: keras.Model, dataset) -> np.ndarray:

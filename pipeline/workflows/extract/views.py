@@ -6,7 +6,8 @@ augmented copies of every training image is computed once and cached (``views.py
 same views ``finetune`` trains on later). Each epoch then runs only the base's top block
 (frozen) and the head, on one view per image: augmentation at a fraction of the cost of
 running the whole base every epoch, approximated by a finite set of V draws per image
-(``views`` 0 is the exact path, ``extract_images.py``). The saved models take images.
+(``views`` 0 augments on the fly, the exact path: ``images.py``). The saved models take
+images.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from pipeline.cache.dataset_features import FeatureSource, feature_cache, image_
 from pipeline.cache.features import ArrayBatches
 from pipeline.cache.training_views import training_views, views_record
 from pipeline.cache.views import ViewBatches
+from pipeline.data.manifest import class_names, manifest_checksum
 from pipeline.models.bases import ConvBase
 from pipeline.models.heads import head_layers, initialise_head, is_head_layer, needs_initialisation
 from pipeline.models.heads import stack as stack_layers
-from pipeline.models.schedules import compile_scheduled
 from pipeline.models.transfer import base_output_name, split_at
 from pipeline.models.weights import WeightsChoice
-from pipeline.runs.folder import EXTRACT, Run
+from pipeline.runs.folder import Run
 from pipeline.training.config import splits_present
-from pipeline.training.loop import train_evaluate_plot
-from pipeline.workflows.extract.workflow import ExtractConfig, extract_record, put_heads_on_base
+from pipeline.training.skeleton import Callbacks, train_new_run
+from pipeline.workflows.extract.common import extract_record, put_heads_on_base
+from pipeline.workflows.extract.config import ExtractConfig
 
 
 def split_for_views(
@@ -49,10 +51,9 @@ def train_on_views(
     manifest: dict,
     policy: str,
     verbose,
+    callbacks: Callbacks = (),
 ) -> Run:
     """Top block (frozen) + head trained on cached views of the bottom; returns the run."""
-    from pipeline.data.manifest import class_names, manifest_checksum
-
     options = config.training
     bottom, top = parts
     names = class_names(manifest)
@@ -72,21 +73,17 @@ def train_on_views(
         sample = np.asarray(views.views[0][: min(64, len(views.labels))])
         initialise_head(layers, np.asarray(top.predict(sample, verbose=0)), seed=options.seed)
     train = ViewBatches(views, options.batch_size, seed=options.seed)
-    compile_scheduled(model, len(names), options.optimizer, options.learning_rate,
-                      config.lr_schedule, steps_per_epoch=len(train), epochs=options.epochs,
-                      ema_momentum=options.ema_momentum)
-
-    run = Run.create(config.models_dir, EXTRACT, config.run_name)
-    run.write_record(extract_record(
+    record = extract_record(
         config, base, weights, names, policy,
         counts={"train": len(views.labels), **{s: f.count for s, f in plain.items()}},
         base_output=base_output_name(features_model),
         split_features={split: cached.describe() for split, cached in plain.items()},
         views=views_record(views, seconds),
-    ))
+    )
     evaluation = {split: ArrayBatches(cached.features, cached.labels, options.batch_size)
                   for split, cached in plain.items()}
-    train_evaluate_plot(model, run, train, evaluation, options, verbose)
+    run = train_new_run(model, record, train, evaluation, models_dir=config.models_dir,
+                        run_name=config.run_name, options=options, schedule=config.lr_schedule,
+                        callbacks=callbacks, verbose=verbose)
     put_heads_on_base(run, features_model, options, len(names), keep=is_head_layer)
     return run
-

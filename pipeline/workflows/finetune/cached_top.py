@@ -8,24 +8,21 @@ images, at a fraction of the cost; the saved models are whole again (images in).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import keras
 
 from pipeline.cache.dataset_features import FeatureSource, feature_cache, image_features
 from pipeline.cache.features import ArrayBatches, CachedFeatures
+from pipeline.cache.views import CachedViews, ViewBatches
 from pipeline.data.manifest import manifest_checksum
+from pipeline.models.classifier import compile_classifier
 from pipeline.models.heads import is_head_layer
 from pipeline.models.saving import load_model, save_model
-from pipeline.models.schedules import ScheduleOptions, compile_scheduled
 from pipeline.models.transfer import first_trainable_base_layer, split_at
 from pipeline.models.weight_averaging import averaged_weights
-from pipeline.runs.folder import BEST_MODEL, FINAL_MODEL, Run
-from pipeline.training.loop import train_evaluate_plot
-from pipeline.training.options import TrainingOptions
-
-if TYPE_CHECKING:
-    from pipeline.workflows.finetune.workflow import ExtractSource, FinetuneConfig
+from pipeline.runs.folder import BEST_MODEL, FINAL_MODEL, Run, RunRecord
+from pipeline.training.skeleton import Callbacks, train_new_run
+from pipeline.workflows.finetune.config import FinetuneConfig
+from pipeline.workflows.finetune.source import ExtractSource
 
 
 def cached_top_split(model: keras.Model, verbose=0) -> tuple[keras.Model, keras.Model] | None:
@@ -78,31 +75,35 @@ def train_top(
     model: keras.Model,
     top: keras.Model,
     features: dict[str, CachedFeatures],
-    run: Run,
-    options: TrainingOptions,
-    num_classes: int,
+    record: RunRecord,
+    config: FinetuneConfig,
     verbose,
     *,
-    schedule: ScheduleOptions | None = None,
-    train: Any = None,
-) -> None:
-    """Train ``top`` (sharing its layers with ``model``) on the cached tensors; save ``model``.
+    views: CachedViews | None = None,
+    callbacks: Callbacks = (),
+) -> Run:
+    """Train ``top`` (sharing its layers with ``model``) on the cached tensors into a new
+    run; save ``model`` (images in) as its best and final models; returns the run.
 
-    ``train`` (default: the cached un-augmented training features, reshuffled every epoch)
-    may instead be ``ViewBatches`` over cached augmented views.
+    The training batches are the cached un-augmented training features, reshuffled every
+    epoch, or with ``views`` one cached augmented view of each training image per epoch.
     """
-    if train is None:
+    options = config.training
+    if views is not None:
+        train = ViewBatches(views, options.batch_size, seed=options.seed)
+    else:
         train = ArrayBatches(features["train"].features, features["train"].labels,
                              options.batch_size, shuffle=True, seed=options.seed)
-    compile_scheduled(top, num_classes, options.optimizer, options.learning_rate,
-                      schedule or ScheduleOptions(),
-                      steps_per_epoch=len(train), epochs=options.epochs,
-                      ema_momentum=options.ema_momentum)
     evaluation = {split: ArrayBatches(cached.features, cached.labels, options.batch_size)
                   for split, cached in features.items() if split != "train"}
+    # The whole model is saved compiled as trained, so whoever loads it can evaluate it.
+    compile_classifier(model, len(record.class_names), options.optimizer, options.learning_rate)
     # best.keras holds the best top for now: the same numbers as the full model on images.
-    train_evaluate_plot(top, run, train, evaluation, options, verbose)
+    run = train_new_run(top, record, train, evaluation, models_dir=config.models_dir,
+                        run_name=config.run_name, options=options, schedule=config.lr_schedule,
+                        callbacks=callbacks, verbose=verbose)
     _save_full_models(run, model, top)
+    return run
 
 
 def _save_full_models(run: Run, model: keras.Model, top: keras.Model) -> None:

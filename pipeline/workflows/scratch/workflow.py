@@ -9,51 +9,38 @@ Python users call ``train_scratch(ScratchConfig(...))`` with the same options as
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from pipeline.data.augment import AugmentConfig
 from pipeline.data.dataset import load_split
 from pipeline.errors import PipelineError
-from pipeline.models.classifier import compile_classifier
 from pipeline.models.scratch import architecture, build_scratch_convnet
 from pipeline.runs.folder import SCRATCH, Run, RunRecord
 from pipeline.training.config import config_to_dict, seed_everything
 from pipeline.training.context import training_context
-from pipeline.training.loop import (
-    augmentation_in_model,
-    augmentation_layer,
-    augmented,
-    train_evaluate_plot,
-)
-from pipeline.training.options import SCRATCH_TRAINING, TrainingOptions
+from pipeline.training.loop import augmentation_in_model, augmentation_layer, augmented
+from pipeline.training.skeleton import Callbacks, train_new_run
+from pipeline.workflows.scratch.config import ScratchConfig, with_defaults
 
 
-@dataclass
-class ScratchConfig:
-    """Everything a from-scratch run depends on; recorded in the run's config.json."""
+def train_scratch(config: ScratchConfig, verbose: int | str = "auto",
+                  callbacks: Callbacks = ()) -> Run:
+    """Train, save and evaluate a from-scratch convnet into a new run; returns the run.
 
-    data_dir: Path = Path("data/cats_and_dogs_small")
-    models_dir: Path = Path("models")
-    run_name: str | None = None
-    architecture: str = "convnet"
-    image_size: int | None = None  # the architecture's own (150 or 180, the book's)
-    augment: bool = False
-    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
-    dropout: float = 0.0
-    l2: float = 0.0
-    cache: bool = True  # keep decoded images in memory when they fit
-    training: TrainingOptions = SCRATCH_TRAINING
+    Args:
+        config: what to train; ``image_size`` None is the architecture's own, the learning
+            rate and batch size left at None are the book's (1e-4, 32).
+        verbose: as for ``pipeline.workflows.extract.workflow.run_extract``.
+        callbacks: your Keras callbacks for ``fit``, after the run's own (history, checkpoints).
 
+    Giving the ``run_name`` of an interrupted run again continues it. For example::
 
-def train_scratch(config: ScratchConfig, verbose: int | str = "auto") -> Run:
-    """Train, save and evaluate a from-scratch convnet; returns its run."""
-    options = config.training
-    options.validate()
+        config = ScratchConfig(data_dir=Path("data/flowers"), augment=True, dropout=0.5)
+        run = train_scratch(config)                    # models/scratch-<date>-<time>/
+        print(run.summary())
+    """
     chosen = architecture(config.architecture)
-    config = dataclasses.replace(config, image_size=config.image_size or chosen.image_size)
+    config = with_defaults(config, chosen.image_size)
+    config.training.validate()
     if not 0 <= config.dropout < 1:  # NaN fails both comparisons
         raise PipelineError(f"`dropout` must be in [0, 1), got {config.dropout}")
     if not 0 <= config.l2 < math.inf:
@@ -61,11 +48,12 @@ def train_scratch(config: ScratchConfig, verbose: int | str = "auto") -> Run:
     if config.augment:
         config.augmentation.validate()
     Run.check_name_free(config.models_dir, config.run_name)
-    with training_context(options) as policy:
-        return _train(config, policy, verbose)
+    with training_context(config.training) as policy:
+        return _train(config, policy, verbose, callbacks)
 
 
-def _train(config: ScratchConfig, policy: str, verbose: int | str) -> Run:
+def _train(config: ScratchConfig, policy: str, verbose: int | str,
+           callbacks: Callbacks) -> Run:
     options = config.training
     seed_everything(options.seed)
 
@@ -87,15 +75,14 @@ def _train(config: ScratchConfig, policy: str, verbose: int | str) -> Run:
     model = build_scratch_convnet(config.image_size, train.num_classes,
                                   architecture_name=config.architecture, dropout=config.dropout,
                                   l2=config.l2, augmentation=augmentation)
-    compile_classifier(model, train.num_classes, options.optimizer, options.learning_rate,
-                       ema_momentum=options.ema_momentum)
-
-    run = Run.create(config.models_dir, SCRATCH, config.run_name)
-    run.write_record(RunRecord(
+    record = RunRecord(
         kind=SCRATCH, data_dir=str(config.data_dir), class_names=list(train.class_names),
         image_size=config.image_size, config=config_to_dict(config), precision=policy,
         counts={"train": train.count, "validation": validation.count},
-    ))
-    train_evaluate_plot(model, run, train_batches, {"validation": validation.dataset}, options,
-                        verbose)
-    return run
+    )
+    return train_new_run(
+        model, record, train_batches, {"validation": validation.dataset},
+        models_dir=config.models_dir, run_name=config.run_name, options=options,
+        steps_per_epoch=math.ceil(train.count / options.batch_size), callbacks=callbacks,
+        verbose=verbose,
+    )
