@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_missing(args.data):
         return CANNOT_RUN
 
-    from pipeline.training.options import TrainingOptions
-    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
-    from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
+    # Through the Python API, as a notebook would.
+    from pipeline import ExtractConfig, FinetuneConfig, TrainingOptions
+    from pipeline import extract as run_extract
+    from pipeline import finetune as run_finetune
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []

@@ -17,11 +17,10 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from common import at_least
-from step_memory import child_options, measure_in_child, print_peak
+from step_memory import child_or_benchmark, peaks_in_children, print_peak, time_interleaved
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -146,10 +145,11 @@ def child(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.child:
-        child(args)
-        return
+    child_or_benchmark(parse_args(argv), child, benchmark)
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    """Time and measure every variant side by side; print the table and the ratios."""
     import numpy as np
     import tensorflow as tf
 
@@ -175,19 +175,9 @@ def main(argv: list[str] | None = None) -> None:
         diff = float(np.abs(outputs[name] - base).max())
         print(f"check: max |{name} - {names[0]}| = {diff:.2e} (outputs up to {scale:.1f})")
 
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(args.repeats):
-        for name in names:
-            start = time.perf_counter()
-            step = layers[name][1]
-            step(x)[1].numpy()
-            times[name].append(time.perf_counter() - start)
-
+    times = time_interleaved({name: layers[name][1] for name in names}, x, args.repeats)
     memory = analytic_memory(args)
-    measured = {}
-    if not args.no_memory:
-        options = child_options(args, CHILD_OPTIONS)
-        measured = {name: measure_in_child(__file__, name, options) for name in names}
+    measured = peaks_in_children(__file__, names, args, CHILD_OPTIONS)
     mine = statistics.median(times["pipeline"]) if "pipeline" in times else None
     print(f"\nmedian of {args.repeats} interleaved steps after {args.warmup} warm-up steps")
     header = (

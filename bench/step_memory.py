@@ -48,3 +48,37 @@ def measure_in_child(script: str, name: str, options: list[str]) -> dict | None:
         print(f"  memory subprocess for {name!r} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(lines[-1])
+
+
+def child_or_benchmark(args: Any, child: Callable[[Any], None],
+                       benchmark: Callable[[Any], None]) -> None:
+    """A layer benchmark's two roles in one script: with ``--child NAME`` the fresh process
+    that measures one variant's peak (``child``), else the benchmark itself."""
+    if args.child:
+        child(args)
+    else:
+        benchmark(args)
+
+
+def time_interleaved(steps: dict[str, Callable[[Any], Any]], x: Any,
+                     repeats: int) -> dict[str, list[float]]:
+    """Seconds of each step per repeat, the variants interleaved so that a noisy neighbour
+    slows them alike (each step's second output is read back: the work is done)."""
+    import time
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(x)[1].numpy()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def peaks_in_children(script: str, names: list[str], args: Any,
+                      option_names: tuple[str, ...]) -> dict[str, dict | None]:
+    """Each variant's allocator peak, measured in a fresh process; {} with ``--no-memory``."""
+    if args.no_memory:
+        return {}
+    options = child_options(args, option_names)
+    return {name: measure_in_child(script, name, options) for name in names}

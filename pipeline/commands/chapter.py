@@ -64,19 +64,28 @@ def _presets_help() -> str:
 
 
 @cloup.command("run", cls=Command, examples=(
-    "python cli.py run --source ~/Downloads/train --preset cpu-quick   # prepare, train, report",
+    "python cli.py run --source ~/photos/flowers   # any folder of photos: prepare, train, report",
+    "python cli.py run --source ~/Downloads/train --preset cpu-quick   # Kaggle's cats and dogs",
     "python cli.py run --steps extract,finetune --base efficientnet_lite0 --epochs extract=10",
 ))
 @add_options(
     option("--source", type=PathType, default=CHAPTER["source"],
            help="Folder of photos to prepare the dataset from when --data is not prepared yet "
-                "(Kaggle train/, PetImages, or one sub-folder per class)."),
+                "(one sub-folder per class; train/, val/, test/ of those; a flat folder with "
+                "its labels.csv; Kaggle train/ or PetImages: see `data prepare`)."),
     section="Data",
 )
-@dataset_option(CHAPTER["data_dir"], "Prepared dataset folder (made from --source when missing).")
+@dataset_option(CHAPTER["data_dir"], "Prepared dataset folder, made from --source when missing "
+               "(default: data/<the source folder's name>, data/cats_and_dogs_small for "
+               "Kaggle's cats and dogs and without --source).")
 @add_options(
+    option("--split", default=CHAPTER["split"], metavar="TRAIN,VAL,TEST",
+           help="When preparing from --source: fractions of each class, e.g. 0.8,0.1,0.1 "
+                "(default: 0.8,0.1,0.1, or the book's 1000/500/500 per class for Kaggle's "
+                "cats and dogs; see `data prepare`)."),
     option("--split-sizes", type=int, nargs=3, default=CHAPTER["split_sizes"],
-           help="Photos per class in train, validation, test when preparing from --source."),
+           help="When preparing from --source: photos per class in train, validation, test "
+                "(instead of --split)."),
     section="Data",
 )
 @add_options(
@@ -151,7 +160,8 @@ def run(**config) -> None:
     """
     from pipeline.workflows.chapter.workflow import ChapterConfig, run_chapter
 
-    config["split_sizes"] = tuple(config["split_sizes"])
+    if config["split_sizes"] is not None:
+        config["split_sizes"] = tuple(config["split_sizes"])
     click.echo("\n" + run_chapter(ChapterConfig(**config)).summary())
 
 

@@ -21,10 +21,27 @@ from pipeline.commands.options import (
     option,
     output_option,
 )
-from pipeline.data.defaults import DATA_ROOT, DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, DEFAULT_SEED
+from pipeline.data.defaults import (
+    CLASSIC_COUNTS,
+    DATA_ROOT,
+    DATASET_NAME,
+    DEFAULT_DATA_DIR,
+    DEFAULT_FRACTIONS,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_SEED,
+)
 from pipeline.data.prepare import PrepareConfig
+from pipeline.data.synth import SHAPES
 
 PREPARE = field_defaults(PrepareConfig)
+
+
+def _fractions() -> str:
+    return ",".join(f"{f:g}" for f in DEFAULT_FRACTIONS)
+
+
+def _counts() -> str:
+    return "/".join(map(str, CLASSIC_COUNTS))
 
 
 @cloup.group(cls=Commands, context_settings=CONTEXT, examples=(
@@ -36,27 +53,45 @@ def data() -> None:
 
 
 @data.command("prepare", examples=(
-    "python cli.py data prepare --source ~/Downloads/train      # Kaggle's cats and dogs",
-    "python cli.py data prepare --source ~/photos --name mine --train 200 --shuffle --link",
+    "python cli.py data prepare --source ~/photos/flowers   # a folder per class: 0.8,0.1,0.1",
+    "python cli.py data prepare --source ~/Downloads/train  # Kaggle's cats, dogs: 1000/500/500",
+    "python cli.py data prepare --source ~/photos --split 0.7,0.15,0.15 --name mine --link",
+    "python cli.py data prepare --source ~/kaggle/images --labels ~/kaggle/labels.csv",
 ))
 @add_options(
     option("--source", type=PathType, required=True,
-           help="Folder of photos: Kaggle flat (cat.1.jpg), PetImages (Cat/, Dog/) or one "
-                "sub-folder per class."),
+           help="Folder of photos: one sub-folder per class; train/, val/, test/ of those "
+                "(used as given); Kaggle flat (cat.1.jpg) or PetImages (Cat/, Dog/); or a "
+                "flat folder with --labels."),
+    option("--labels", type=PathType, default=PREPARE["labels"],
+           help="CSV naming each photo's label, for a flat folder (filename,label; header "
+                "names such as id,label or image,class are found). Default: the folder's "
+                "only CSV, when its file names give no classes."),
+    option("--labels-columns", default=PREPARE["labels_columns"], metavar="FILE,LABEL",
+           help="The CSV's columns holding the file names and the labels (default: from "
+                "its header)."),
     section="Data",
 )
 @add_options(
-    option("--train", default=PREPARE["train"], help="Images per class."),
-    option("--validation", default=PREPARE["validation"], help="Images per class."),
-    option("--test", default=PREPARE["test"], help="Images per class."),
+    option("--split", default=PREPARE["split"], metavar="TRAIN,VAL,TEST",
+           help="Fractions of each class, e.g. 0.8,0.1,0.1: stratified, seeded, every photo "
+                f"used. Default: {_fractions()} for every layout but Kaggle's cats and dogs "
+                f"(flat or PetImages), which keep the book's {_counts()} photos per class."),
+    option("--train", type=int, default=PREPARE["train"],
+           help="Photos per class, instead of --split (those not given: the book's "
+                f"{_counts()})."),
+    option("--validation", type=int, default=PREPARE["validation"], help="Photos per class."),
+    option("--test", type=int, default=PREPARE["test"], help="Photos per class."),
     option("--shuffle", is_flag=True, default=PREPARE["shuffle"], show_default=False,
-           help="Draw images at random (default: in file order, the classic split)."),
-    option("--seed", default=PREPARE["seed"], help="Seed for --shuffle."),
+           help="With whole counts: draw photos at random (default: in file order, the "
+                "classic split). Fractions are always drawn at random."),
+    option("--seed", default=PREPARE["seed"], help="Seed of the draw."),
     section="Split",
 )
 @add_options(
     option("--name", default=PREPARE["name"],
-           help="Dataset name: written to <data-root>/<name>/."),
+           help="Dataset name: written to <data-root>/<name>/ (default: the source folder's "
+                f"name; {DATASET_NAME} for Kaggle's cats and dogs)."),
     option("--data-root", type=PathType, default=PREPARE["data_root"],
            help="Where datasets are made."),
     option("--force", is_flag=True, default=PREPARE["force"], show_default=False,
@@ -67,7 +102,13 @@ def data() -> None:
     section="Output",
 )
 def data_prepare(**config) -> None:
-    """Make a train/validation/test split from a folder of photos (the source is never changed)."""
+    """Make a train/validation/test split from a folder of photos (the source is never changed).
+
+    No PNG or WebP is re-encoded as a JPEG: a photo TensorFlow reads as it is (a JPEG, an
+    8-bit PNG without transparency) is copied byte for byte; transparent, palette or 16-bit
+    PNGs, CMYK JPEGs, WebP, GIF, BMP and TIFF files become lossless PNGs. The summary says
+    which split was used, and why.
+    """
     from pipeline.data.prepare import PrepareConfig, prepare_dataset
 
     click.echo(prepare_dataset(PrepareConfig(**config)).summary())
@@ -92,8 +133,12 @@ def data_download(data_root, force) -> None:
 @data.command("synth", examples=(
     "python cli.py data synth                          # data/synthetic, 40/20/20 per class",
     "python cli.py data synth --sizes 8 4 4 --image-size 48 --name tiny",
+    "python cli.py data synth --classes 5 --name five  # circles, stripes, rectangles, ...",
 ))
 @add_options(
+    option("--classes", type=int, default=2,
+           help=f"Number of classes, 2 to {len(SHAPES)}: two are cat and dog (circles and "
+                "stripes); more are named by their shapes."),
     option("--sizes", nargs=3, type=int, default=(40, 20, 20),
            help="Images per class in train, validation, test."),
     option("--image-size", default=64, help="Side of the images, pixels."),
@@ -106,12 +151,16 @@ def data_download(data_root, force) -> None:
     option("--force", is_flag=True, help="Replace an existing dataset of that name."),
     section="Output",
 )
-def data_synth(name, data_root, **options) -> None:
-    """Write a small generated two-class dataset (circles vs stripes) for smoke runs and tests."""
-    from pipeline.data.synth import write_synthetic_dataset
+def data_synth(name, data_root, classes, **options) -> None:
+    """Write a small generated dataset (circles vs stripes, ...) for smoke runs and tests."""
+    from pipeline.data.synth import class_names, write_synthetic_dataset
+    from pipeline.system.paths import child_path
 
-    folder = write_synthetic_dataset(data_root / name, **options)
-    click.echo(f"synthetic dataset written to {folder}")
+    names = class_names(classes)
+    folder = write_synthetic_dataset(child_path(data_root, name, "name"), classes=names,
+                                     **options)
+    click.echo(f"synthetic dataset written to {folder}: {len(names)} classes "
+               f"({', '.join(names)})")
 
 
 @data.command("check", examples=(

@@ -61,12 +61,17 @@ def evaluate(**options) -> None:
 @cloup.command("predict", cls=Command, examples=(
     "python cli.py predict models/<run> photo.jpg more-photos/",
     "python cli.py predict models/<run> photos/ --format csv > predictions.csv",
+    "python cli.py predict models/<run> photo.jpg --top-k 3",
 ))
 @RUN
 @cloup.argument("inputs", metavar="PATHS", nargs=-1, required=True, type=PathType,
                 help="Image files, or folders walked for images.")
 @add_options(option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
-                    default="table", help="table for reading, json or csv for other programs."),
+                    default="table", help="table for reading, json or csv for other programs "
+                    "(with every class's probability)."),
+             option("--top-k", "top_k", default=1, type=click.IntRange(min=1),
+                    help="Show the K most probable classes of each image (at most the run's "
+                         "number of classes)."),
              section="Output")
 @model_choice_option
 @add_options(option("--batch-size", default=32), section="Model")
@@ -75,7 +80,8 @@ def predict(fmt, **options) -> None:
     """Predict the class of images (files or folders).
 
     Folders in PATHS are walked for images. Prints the class and its probability per
-    image. Unreadable files are reported on their own row and the rest are still
+    image (the K most probable with --top-k); json and csv also give every class's
+    probability. Unreadable files are reported on their own row and the rest are still
     predicted; the exit status is 1 if any failed.
     """
     from pipeline.evaluation.predict import predict_paths
@@ -91,7 +97,7 @@ def predict(fmt, **options) -> None:
 
 @cloup.command("export", cls=Command, examples=(
     "python cli.py export models/<run>                    # a SavedModel for TF Serving",
-    "python cli.py export models/<run> --format tflite -o cats-dogs.tflite",
+    "python cli.py export models/<run> --format tflite -o flowers.tflite",
 ))
 @RUN
 @model_choice_option
@@ -101,23 +107,28 @@ def predict(fmt, **options) -> None:
            help="savedmodel (a folder for TF Serving), tflite (a file for phones), onnx (needs "
                 "the onnx extra)."),
     option("-o", "--output", type=PathType, default=None,
-           help="Where to write (default: <run>/export/model.<format>; savedmodel: a folder)."),
+           help="Where to write (default: <run>/export/savedmodel/, model.tflite or model.onnx; "
+                "an existing folder is written into)."),
     option("--force", is_flag=True,
            help="Replace an earlier export (only what an export wrote, never other files; an "
                 "existing folder that is not an export is written into)."),
     section="Output",
 )
 def export(run_path, fmt, output, force, which) -> None:
-    """Export a run's model for serving, preprocessing inside: raw RGB images (0..255) in.
+    """Export a run's model for serving, raw photos in, class names beside it.
 
-    Goes through Keras' own Model.export; augmentation is left out and every layer
-    computes in float32.
+    savedmodel and tflite take uint8 RGB photos of any size and resize them inside exactly
+    as training did; they answer each class's probability and the class names, which are
+    also written to labels.txt (one per line, in class-index order). onnx takes float32
+    images already at the model's size. Augmentation is left out and every layer computes in
+    float32.
     """
-    from pipeline.evaluation.export import DEFAULT_NAMES, export_model
+    from pipeline.evaluation.export import DEFAULT_NAMES, describe_input, export_model, labels_file
     from pipeline.evaluation.saved_model import load_run_model
 
     loaded = load_run_model(run_path, which)
     output = output or loaded.run.file("export") / DEFAULT_NAMES[fmt]
-    click.echo(f"wrote {export_model(loaded.model, output, fmt, force=force)} "
-               f"(input: float32 images (batch, {loaded.image_size}, {loaded.image_size}, 3) "
-               f"in 0..255; classes {', '.join(loaded.class_names)})")
+    written = export_model(loaded, output, fmt, force=force)
+    click.echo(f"wrote {written} and {labels_file(written, fmt)}\n"
+               f"  {describe_input(fmt, loaded.image_size)}\n"
+               f"  classes: {', '.join(loaded.class_names)}")

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pipeline.data.defaults import DATA_ROOT
 from pipeline.data.images import check_image
 from pipeline.data.layouts import IMAGE_EXTENSIONS, PETIMAGES_CLASS_FOLDERS
-from pipeline.data.prepare import StderrProgress
+from pipeline.data.progress import StderrProgress
 from pipeline.errors import PipelineError
 
 PETIMAGES_URL = (

@@ -4,6 +4,14 @@ A dataset of scraped photos always holds a few files that are empty, cut off, or
 their name says (a PNG called ``.jpg``, a CMYK JPEG). Training must never meet them: a bad
 file fails the input pipeline in the middle of an epoch, far from the file that caused it.
 So every photo is decoded once, completely, before it enters a prepared dataset.
+
+A photo is kept as faithfully as its format allows. A JPEG or a PNG that TensorFlow reads as
+it is (8-bit RGB or grey, opaque, upright) is copied byte for byte, under the right extension
+when its name said another format. Every other usable file is converted losslessly to an
+8-bit RGB PNG (WebP, GIF, BMP, TIFF; a PNG with transparency, a palette or 16 bits; a CMYK
+JPEG): no PNG or WebP is ever re-encoded to a lossy JPEG. The one lossy conversion is a JPEG
+that only needs turning upright (EXIF orientation, as phones write): it is already lossy, and
+re-encoded at quality 95 it keeps a phone photo's size, where a PNG would be 5-10 times larger.
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ from pipeline.system.atomic import atomic_path
 # real Kaggle photo is 42x33, so 16 px rejects only thumbnails and icons.
 MIN_IMAGE_SIDE = 16
 
-# What a prepared dataset holds without conversion: JPEG data in a JPEG-named file, in a
-# colour mode that ``tf.io.decode_jpeg(channels=3)`` reads. Everything else becomes such a file.
+# What a prepared dataset holds without conversion: JPEG or PNG data, in a colour mode that
+# ``tf.io.decode_image(channels=3)`` reads as the same pixels Pillow sees (no alpha, no palette).
 PLAIN_JPEG_MODES = frozenset({"RGB", "L"})
 JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg"})
+PNG_EXTENSIONS = frozenset({".png"})
+# How a converted file is stored: ``PNG`` losslessly, ``JPEG`` only for a JPEG turned upright.
+STORED_PNG, STORED_JPEG = "PNG", "JPEG"
 # MPO is what Pillow calls a camera JPEG with extra frames appended; JPEG decoders read frame 1.
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
@@ -47,8 +58,10 @@ class ImageCheck:
     """What checking one file found.
 
     ``reason`` says why the file is unusable (``ok`` false); ``conversion_reason`` says why a
-    usable file must be re-encoded as an RGB JPEG (``needs_conversion`` true).
-    Width and height are in pixels, before any EXIF rotation.
+    usable file must be re-encoded (``needs_conversion`` true), and ``stored_as`` in which
+    format (``PNG``, lossless, or ``JPEG``). ``suffix`` is the extension its copy in a
+    dataset takes (``.png`` for PNG data named ``.jpg``). Width and height are in pixels,
+    before any EXIF rotation.
     """
 
     path: Path
@@ -60,6 +73,8 @@ class ImageCheck:
     format: str | None = None
     needs_conversion: bool = False
     conversion_reason: str | None = None
+    stored_as: str | None = None  # None: the bytes as they are
+    suffix: str | None = None  # the dataset file's extension; None: the photo's own
 
 
 class ImageTooLargeError(PipelineError):
@@ -114,6 +129,7 @@ def check_image(path: Path) -> ImageCheck:
             orientation = image.getexif().get(_EXIF_ORIENTATION)
             width, height = image.size
             mode = image.mode
+            transparent = "transparency" in image.info
             if mode not in PLAIN_JPEG_MODES:
                 to_rgb(image)  # proves the colour mode can be converted
     except ImageTooLargeError:
@@ -138,7 +154,7 @@ def check_image(path: Path) -> ImageCheck:
             format=image_format,
         )
 
-    conversion = _conversion_reason(path, image_format, mode, orientation)
+    stored_as, conversion = _conversion(image_format, mode, orientation, transparent)
     return ImageCheck(
         path,
         ok=True,
@@ -146,8 +162,10 @@ def check_image(path: Path) -> ImageCheck:
         height=height,
         mode=mode,
         format=image_format,
-        needs_conversion=conversion is not None,
+        needs_conversion=stored_as is not None,
         conversion_reason=conversion,
+        stored_as=stored_as,
+        suffix=_stored_suffix(path, image_format, stored_as),
     )
 
 
@@ -156,22 +174,37 @@ def _reason_of(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
-def _conversion_reason(
-    path: Path, image_format: str | None, mode: str, orientation: int | None
-) -> str | None:
-    if image_format not in JPEG_FORMATS:
-        if path.suffix.lower() in JPEG_EXTENSIONS:
-            return f"{image_format} data in a file named {path.suffix}"
-        return f"{image_format} file, stored as JPEG for a uniform dataset"
-    if path.suffix.lower() not in JPEG_EXTENSIONS:
-        return f"JPEG data in a file named {path.suffix}"
-    if mode not in PLAIN_JPEG_MODES:
-        # TensorFlow decodes plain CMYK too; RGB leaves no doubt about the colours.
-        return f"{mode} JPEG, stored as RGB so every decoder sees the same colours"
-    if orientation not in (None, 1):
-        # TensorFlow ignores EXIF orientation; without this the model sees it sideways.
-        return f"EXIF orientation {orientation}: rotated upright"
-    return None
+def _conversion(
+    image_format: str | None, mode: str, orientation: int | None, transparent: bool
+) -> tuple[str | None, str | None]:
+    """How a usable file is stored (None: as it is, else ``PNG`` or ``JPEG``) and why."""
+    if image_format in JPEG_FORMATS:
+        if mode not in PLAIN_JPEG_MODES:
+            # TensorFlow decodes plain CMYK too; RGB leaves no doubt about the colours.
+            return STORED_PNG, (f"{mode} JPEG, stored as a lossless RGB PNG so every decoder "
+                                "sees the same colours")
+        if orientation not in (None, 1):
+            # TensorFlow ignores EXIF orientation; without this the model sees it sideways.
+            return STORED_JPEG, (f"EXIF orientation {orientation}: rotated upright (JPEG, "
+                                 "quality 95)")
+        return None, None
+    if image_format == "PNG":
+        if mode not in PLAIN_JPEG_MODES or transparent:
+            what = "16-bit" if mode in _SIXTEEN_BIT_MODES else mode
+            return STORED_PNG, f"{what} PNG, stored as an 8-bit RGB PNG (lossless)"
+        if orientation not in (None, 1):
+            return STORED_PNG, f"EXIF orientation {orientation}: rotated upright (PNG)"
+        return None, None
+    return STORED_PNG, f"{image_format} file, stored as a lossless PNG (TensorFlow reads PNG)"
+
+
+def _stored_suffix(path: Path, image_format: str | None, stored_as: str | None) -> str | None:
+    """The extension the dataset file takes, or None when the photo's own is right."""
+    kind = stored_as or ("JPEG" if image_format in JPEG_FORMATS else image_format)
+    own = path.suffix.lower()
+    if kind == "JPEG":
+        return None if own in JPEG_EXTENSIONS else ".jpg"
+    return None if own in PNG_EXTENSIONS else ".png"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -224,6 +257,18 @@ def write_rgb_jpeg(src: Path, dst: Path, quality: int = 95) -> None:
     rgb = _upright_rgb(src)
     with open(dst, "xb") as handle:
         rgb.save(handle, format="JPEG", quality=quality)
+
+
+def write_converted(src: Path, dst: Path, stored_as: str, quality: int = 95) -> None:
+    """Write ``src`` upright as 8-bit RGB into the new file ``dst``: a lossless PNG, or a
+    JPEG (``stored_as`` ``JPEG``: for a JPEG turned upright); no temporary name, as
+    ``write_rgb_jpeg``."""
+    if stored_as == STORED_JPEG:
+        write_rgb_jpeg(src, dst, quality)
+        return
+    rgb = _upright_rgb(src)
+    with open(dst, "xb") as handle:
+        rgb.save(handle, format="PNG", compress_level=6)
 
 
 def _upright_rgb(src: Path) -> Image.Image:

@@ -1,12 +1,20 @@
 """Finding the photos of each class in a source folder, whichever way it is laid out.
 
-Three layouts are recognised:
+Four layouts are recognised (a fifth, a flat folder labelled by a CSV, is ``sources.py``'s):
 
 * ``kaggle-flat``: Kaggle's Dogs vs. Cats ``train/`` folder, files named ``<class>.<id>.<ext>``
   (``cat.0.jpg`` ... ``dog.12499.jpg``) side by side; the class is the name's prefix.
 * ``petimages``: Microsoft's PetImages download, ``Cat/`` and ``Dog/`` holding ``0.jpg`` ...
 * ``class-folders``: any folder with one sub-folder per class, as Keras'
   ``image_dataset_from_directory`` expects.
+* ``pre-split``: a source already split, as many Kaggle and Roboflow exports are: ``train/``,
+  ``val/`` (or ``validation/``, ``valid/``) and ``test/``, each holding the same class
+  folders; train/ and one of the others at least (the missing one is drawn from train/).
+
+A class folder holds its photos directly: one that is empty, or that holds folders of photos
+(nested classes), is refused, as are class names that differ only in case, and classes that
+differ between the splits of a pre-split source. Archive and file-system clutter
+(``__MACOSX/``, hidden files) is passed over and listed.
 
 Class names are lower-cased in every layout, so Kaggle and PetImages both give ``cat`` and
 ``dog`` and a model trained on one can be evaluated on the other. Files are listed in natural
@@ -28,17 +36,23 @@ from pathlib import Path
 from pipeline.data.manifest import MANIFEST_NAME, SPLITS
 from pipeline.errors import PipelineError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 KAGGLE_NAME = re.compile(r"^(?P<label>[A-Za-z][A-Za-z0-9_-]*)\.(?P<id>\d+)\.[A-Za-z]+$")
 PETIMAGES_CLASS_FOLDERS = frozenset({"Cat", "Dog"})
 
 # Sub-folders that mean "these are splits, not classes": the user pointed one level too high.
 _SPLIT_FOLDER_NAMES = frozenset({"train", "test", "test1", "validation", "valid", "val"})
+# The folders of a pre-split source, and the split each one is.
+SPLIT_FOLDERS = {"train": "train", "val": "validation", "validation": "validation",
+                 "valid": "validation", "test": "test"}
+# Folders archives and file systems add beside the photos: never classes.
+_CLUTTER_FOLDERS = frozenset({"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information"})
 
 EXPECTED_LAYOUT = (
-    "point `source` at Kaggle's train/ folder (cat.0.jpg, dog.0.jpg, ...) "
-    "or at a folder with one sub-folder of photos per class"
+    "point `source` at Kaggle's train/ folder (cat.0.jpg, dog.0.jpg, ...), at a folder with "
+    "one sub-folder of photos per class, or at one holding train/, val/ and test/ of such "
+    "sub-folders"
 )
 
 
@@ -50,6 +64,9 @@ class SourceScan:
     layout: str
     classes: dict[str, list[Path]]
     ignored: list[tuple[Path, str]] = field(default_factory=list)
+    # A pre-split source's own splits: split -> class -> photos, for the splits it holds.
+    given: dict[str, dict[str, list[Path]]] | None = None
+    labels: Path | None = None  # the CSV the classes were read from (``sources.py``)
 
 
 def find_class_images(source: Path) -> dict[str, list[Path]]:
@@ -78,6 +95,11 @@ def scan_source(source: Path) -> SourceScan:
         raise PipelineError(f"`source` {shown(source)}: folder is empty; {EXPECTED_LAYOUT}")
 
     image_files = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
+    split_folders = _split_folders(source, folders)
+    if "train" in split_folders and len(split_folders) > 1 and not _holds_images(
+        split_folders["train"]
+    ):
+        return _checked(_scan_pre_split(source, split_folders, folders, files, ignored))
     if not image_files and len(folders) == 1 and not _holds_images(folders[0]):
         # An archive that unpacks into one wrapper folder (PetImages/ inside the download).
         only = folders[0]
@@ -95,21 +117,25 @@ def scan_source(source: Path) -> SourceScan:
             f"not class folders; use `source` {shown(source / 'train')}"
         )
 
-    if folders_with_images:
-        scan = _scan_class_folders(source, folders_with_images, ignored)
+    if folders_with_images or (folders and not image_files):
+        scan = _scan_class_folders(source, folders, ignored)
         ignored.extend((f, "not in a class folder") for f in files)
-        for folder in folders:
-            if folder not in folders_with_images:
-                ignored.append((folder, "folder without images"))
     else:
         scan = _scan_kaggle_flat(source, files, ignored)
         ignored.extend((d, "folder inside a flat Kaggle folder") for d in folders)
+    return _checked(scan)
 
+
+def _checked(scan: SourceScan) -> SourceScan:
+    """``scan``, once it is proven to hold two classes at least."""
+    source = scan.source
     if len(scan.classes) < 2:
         found = ", ".join(scan.classes) or "none"
+        flat = " (or, for a flat folder, give its labels' CSV as `labels`)" if (
+            scan.layout == "kaggle-flat" and not scan.classes) else ""
         raise PipelineError(
             f"`source` {shown(source)}: found {len(scan.classes)} class ({found}), need at least "
-            f"2; {EXPECTED_LAYOUT}"
+            f"2; {EXPECTED_LAYOUT}{flat}"
         )
     return scan
 
@@ -142,6 +168,70 @@ def _scan_kaggle_flat(
     return SourceScan(source, "kaggle-flat", classes, ignored)
 
 
+def _split_folders(source: Path, folders: list[Path]) -> dict[str, Path]:
+    """The folders of ``source`` named as splits (``val/`` -> validation), one per split."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        split = SPLIT_FOLDERS.get(folder.name.lower())
+        if split is None:
+            continue
+        if split in found:
+            raise PipelineError(
+                f"`source` {shown(source)}: {shown(found[split].name)}/ and "
+                f"{shown(folder.name)}/ are both a {split} split; keep one of them"
+            )
+        found[split] = folder
+    return found
+
+
+def _scan_pre_split(
+    source: Path, split_folders: dict[str, Path], folders: list[Path], files: list[Path],
+    ignored: list[tuple[Path, str]],
+) -> SourceScan:
+    """The class folders of each split folder, the same classes in every one."""
+    ignored.extend((f, "not in a split folder") for f in files)
+    ignored.extend((d, "not a split folder (train, val, test)") for d in folders
+                   if d not in split_folders.values())
+    given: dict[str, dict[str, list[Path]]] = {}
+    for split in SPLITS:
+        if split not in split_folders:
+            continue
+        folder = split_folders[split]
+        inner_files, inner_folders = _visible_entries(folder, ignored)
+        loose = [f for f in inner_files if f.suffix.lower() in IMAGE_EXTENSIONS]
+        if loose or not inner_folders:
+            what = (f"holds photos directly ({shown(loose[0].name)} ...)" if loose
+                    else "holds no class folders")
+            raise PipelineError(
+                f"`source` {shown(source)}: {shown(folder.name)}/ {what}; every split folder "
+                "needs one sub-folder of photos per class, as train/ has (or point `source` "
+                f"at {shown(split_folders['train'])} alone to split it)"
+            )
+        ignored.extend((f, "not in a class folder") for f in inner_files)
+        given[split] = _scan_class_folders(folder, inner_folders, ignored).classes
+    _same_classes(source, given, split_folders)
+    classes = {label: [path for split in given.values() for path in split[label]]
+               for label in given["train"]}
+    return SourceScan(source, "pre-split", classes, ignored, given=given)
+
+
+def _same_classes(source: Path, given: dict[str, dict[str, list[Path]]],
+                  split_folders: dict[str, Path]) -> None:
+    train = set(given["train"])
+    problems = []
+    for split, classes in given.items():
+        name = shown(split_folders[split].name)
+        if missing := sorted(train - set(classes)):
+            problems.append(f"{name}/ lacks {', '.join(map(repr, missing))}")
+        if extra := sorted(set(classes) - train):
+            problems.append(f"{name}/ has {', '.join(map(repr, extra))}, which train/ lacks")
+    if problems:
+        raise PipelineError(
+            f"`source` {shown(source)}: its splits hold different classes: "
+            f"{'; '.join(problems)}; give every split folder the same class folders"
+        )
+
+
 def _scan_class_folders(
     source: Path, folders: list[Path], ignored: list[tuple[Path, str]]
 ) -> SourceScan:
@@ -167,9 +257,29 @@ def _scan_class_folders(
                 images.append(path)
             else:
                 ignored.append((path, f"not an image file ({path.suffix or 'no extension'})"))
-        ignored.extend((d, "sub-folder inside a class folder") for d in subfolders)
+        _refuse_nested(source, folder, subfolders, ignored)
+        if not images:
+            found = "is empty" if not files else "holds no photos (only other files)"
+            raise PipelineError(
+                f"`source` {shown(source)}: class folder {shown(folder.name)!r} {found}; "
+                f"add its photos or remove the folder"
+            )
         classes[label] = sorted(images, key=natural_key)
     return SourceScan(source, layout, classes, ignored)
+
+
+def _refuse_nested(source: Path, folder: Path, subfolders: list[Path],
+                   ignored: list[tuple[Path, str]]) -> None:
+    """A class folder holding folders of photos is nested classes: say so, never guess."""
+    for sub in subfolders:
+        if _holds_images(sub) or any(d.is_dir() and _holds_images(d) for d in _listing(sub)):
+            raise PipelineError(
+                f"`source` {shown(source)}: class folder {shown(folder.name)!r} holds a folder "
+                f"of photos ({shown(folder.name)}/{shown(sub.name)}/); a class folder holds its "
+                "photos directly: move them up into it, or make the sub-folder a class of its "
+                "own beside it"
+            )
+        ignored.append((sub, "folder without images inside a class folder"))
 
 
 def _visible_entries(
@@ -179,6 +289,8 @@ def _visible_entries(
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             ignored.append((entry, "hidden"))
+        elif entry.name in _CLUTTER_FOLDERS and entry.is_dir():
+            ignored.append((entry, "archive or file-system metadata"))
         elif entry.is_dir():
             folders.append(entry)
         elif entry.is_file():
@@ -191,8 +303,16 @@ def _visible_entries(
 def _holds_images(folder: Path) -> bool:
     return any(
         p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-        for p in folder.iterdir()
+        for p in _listing(folder)
     )
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The entries of ``folder``; none when it cannot be listed (a permission, a broken link)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def natural_key(path: Path) -> tuple:

@@ -52,18 +52,21 @@ def build_manifest(
     layout: str,
     selection: str,
     seed: int | None,
-    requested: Mapping[str, int],
+    requested: Mapping[str, int] | None,
     classes: Sequence[str],
     splits: Mapping[str, Mapping[str, list[dict[str, Any]]]],
     skipped: Sequence[tuple[str, str]] = (),
     link: bool = False,
+    fractions: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Assemble a manifest; ``splits[split][class]`` lists ``file_entry`` dicts.
 
-    ``link`` records whether unchanged photos were hard-linked (sharing their bytes and
-    permissions with the source) rather than copied.
+    ``requested`` is the photos per class asked for (None: a split by ``fractions``, or the
+    source's own); ``fractions`` is recorded only when given, so a split by counts has the
+    manifest (and the checksum) it always had. ``link`` records whether unchanged photos
+    were hard-linked (sharing their bytes and permissions with the source) rather than copied.
     """
-    return {
+    manifest = {
         "format": MANIFEST_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": source,
@@ -71,7 +74,8 @@ def build_manifest(
         "selection": selection,
         "seed": seed,
         "link": bool(link),
-        "requested": {split: int(requested[split]) for split in SPLITS},
+        "requested": (None if requested is None
+                      else {split: int(requested[split]) for split in SPLITS}),
         "classes": list(classes),
         "counts": {split: {name: len(splits[split][name]) for name in classes} for split in SPLITS},
         "splits": {
@@ -79,6 +83,9 @@ def build_manifest(
         },
         "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
     }
+    if fractions is not None:
+        manifest["fractions"] = {split: float(fractions[split]) for split in SPLITS}
+    return manifest
 
 
 def file_entry(

@@ -1,19 +1,20 @@
-"""Preparing a small dataset: the classic train/validation/test split of a folder of photos.
+"""Preparing a small dataset: a train/validation/test split of a folder of photos.
 
-The default reproduces the split of Chollet's *Deep Learning with Python*: for each class, in
-id order, the first 1,000 photos train, the next 500 validate, the next 500 test. On Kaggle's
-``train/`` folder that is exactly ids 0-999, 1000-1499 and 1500-1999. Photos that fail
-``check_image`` are skipped and listed, and the next good one takes their place, so a corrupt
-``cat.5.jpg`` moves ``cat.1000.jpg`` into training and every later split one id along.
+The split is whole counts or fractions per class (``splits.py``), or the source's own
+(``train/``, ``val/``, ``test/``). Kaggle's cats and dogs keep the book's split by default,
+Chollet's *Deep Learning with Python*: for each class, in id order, the first 1,000 photos
+train, the next 500 validate, the next 500 test (ids 0-999, 1000-1499 and 1500-1999). Every
+other source is split 0.8/0.1/0.1 by default, every photo of each class used, uneven classes
+kept as they are. Photos that fail ``check_image`` are skipped and listed (``selection.py``).
 
 The source is only ever read. Output files are copies of the source photos (reflinks where
 the file system shares blocks between files: instant and no extra disk, yet independent
-files), and re-encoded RGB JPEGs for photos TensorFlow cannot read as they are. Hard links
-(``link=True``) save disk everywhere but make each dataset file the very same file as its
-photo: editing or ``chmod``-ing either changes both. The manifest records how each file was
-made. The dataset is built in a hidden folder and moved into place when complete, so a full
-disk or an interrupted run leaves no partial dataset, and what a killed run left is cleared
-by the next one (see ``destination.py``).
+files), and lossless PNGs for photos TensorFlow cannot read as they are (``images.py``). Hard
+links (``link=True``) save disk everywhere but make each dataset file the very same file as
+its photo: editing or ``chmod``-ing either changes both. The manifest records how each file
+was made. The dataset is built in a hidden folder and moved into place when complete, so a
+full disk or an interrupted run leaves no partial dataset, and what a killed run left is
+cleared by the next one (see ``destination.py``).
 
 Each file keeps its photo's name where it can. A name that is not valid UTF-8 (or holds a
 control character) is stored under a valid one (``caf%E9.jpg``, ``layouts.portable_name``)
@@ -25,17 +26,13 @@ escaped where it is not UTF-8 (``caf\\xe9.jpg``).
 from __future__ import annotations
 
 import os
-import random
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
-from pipeline.data.defaults import DATA_ROOT, DATASET_NAME, DEFAULT_SEED
+from pipeline.data.defaults import DATA_ROOT, DEFAULT_SEED
 from pipeline.data.destination import building, check_destination, clear_leftovers
-from pipeline.data.images import ImageCheck, check_image, write_rgb_jpeg
-from pipeline.data.layouts import SourceScan, natural_key, portable_name, scan_source, shown
+from pipeline.data.images import STORED_PNG, write_converted
+from pipeline.data.layouts import portable_name, shown
 from pipeline.data.manifest import (
     MANIFEST_NAME,
     SPLITS,
@@ -44,24 +41,44 @@ from pipeline.data.manifest import (
     file_sha256,
     write_manifest,
 )
+from pipeline.data.naming import default_dataset_name
 from pipeline.data.photo_files import copy_file, name_max_of, try_hard_link, unique_name
+from pipeline.data.progress import StderrProgress
+from pipeline.data.selection import Pick, select
+from pipeline.data.sources import scan_photos
+from pipeline.data.splits import (
+    CLASSIC_LAYOUTS,
+    SplitRule,
+    given_counts,
+    parse_fractions,
+    split_rule,
+)
 from pipeline.errors import PipelineError
-from pipeline.system.paths import check_writable_folder, child_path
+from pipeline.system.paths import check_name, check_writable_folder, child_path
 
-__all__ = ["PrepareConfig", "PrepareResult", "file_sha256", "prepare_dataset"]
+__all__ = ["PrepareConfig", "PrepareResult", "StderrProgress", "file_sha256", "prepare_dataset"]
+
 
 @dataclass
 class PrepareConfig:
-    """Where the photos are, where the dataset goes, and how many photos per class per split."""
+    """Where the photos are, where the dataset goes, and how each class is split.
+
+    ``split`` (fractions, ``"0.8,0.1,0.1"``) or ``train``/``validation``/``test`` (photos per
+    class; those left out keep the book's 1000/500/500); neither: the layout's default, the
+    book's counts for Kaggle's cats and dogs, else ``defaults.DEFAULT_FRACTIONS``.
+    """
 
     source: Path
     data_root: Path = DATA_ROOT
-    name: str = DATASET_NAME
-    train: int = 1000
-    validation: int = 500
-    test: int = 500
-    shuffle: bool = False  # False: first photos in id order (the book's split); True: random
-    seed: int = DEFAULT_SEED  # used only with shuffle
+    name: str | None = None  # None: cats_and_dogs_small for Kaggle's photos, else the folder's
+    split: str | tuple[float, float, float] | None = None  # fractions of each class
+    train: int | None = None  # photos per class (instead of ``split``)
+    validation: int | None = None
+    test: int | None = None
+    shuffle: bool = False  # counts: False, first photos in id order (the book's); True: random
+    seed: int = DEFAULT_SEED  # of the fractions' draw, and of shuffle
+    labels: Path | None = None  # a CSV naming each photo's label, for a flat folder
+    labels_columns: str | None = None  # "FILE,LABEL": its columns (None: from the header)
     force: bool = False  # replace an existing dataset of the same name (only one we wrote)
     # Hard-link unchanged photos instead of copying them. A hard link IS the photo: the
     # dataset file and the source file share bytes, permissions and owner, so editing or
@@ -70,11 +87,12 @@ class PrepareConfig:
 
     @property
     def dataset_dir(self) -> Path:
-        """``data_root/name``, once ``name`` is proven a plain folder name."""
+        """``data_root/name``, once ``name`` is given and proven a plain folder name."""
         return child_path(self.data_root, self.name, "name")
 
-    def sizes(self) -> dict[str, int]:
-        return {"train": self.train, "validation": self.validation, "test": self.test}
+    def sizes(self) -> dict[str, int] | None:
+        """The whole counts per class given (those left out: the book's), or None."""
+        return given_counts(self.train, self.validation, self.test)
 
 
 @dataclass
@@ -96,22 +114,34 @@ class PrepareResult:
     # What is worth telling and is no failure: leftovers of ended runs cleared or left alone,
     # a stop that came once the new dataset was in place.
     notes: list[str] = field(default_factory=list)
+    split: str = ""  # how each class was split, in words (and whether by default)
+    named: str = ""  # where the dataset's name came from, when none was given
+    drawn: tuple[str, ...] = ()  # splits a pre-split source lacked, drawn from its train/
+    labels: Path | None = None  # the CSV the labels came from
 
     def summary(self, max_skipped: int = 20) -> str:
-        """A few lines for the terminal: counts per split and class, and what was skipped."""
-        lines = [f"prepared {shown(self.dataset_dir)} ({self.layout} layout)"]
+        """A few lines for the terminal: the split, counts per split and class, what was
+        skipped."""
+        total = sum(sum(per_class.values()) for per_class in self.counts.values())
+        lines = [f"prepared {shown(self.dataset_dir)} ({self.layout} layout): "
+                 f"{len(self.classes)} classes, {total:,} photos"]
+        if self.named:
+            lines.append(f"  name: {shown(self.dataset_dir.name)} ({self.named})")
+        if self.labels is not None:
+            lines.append(f"  labels: {shown(self.labels)}")
+        if self.split:
+            lines.append(f"  split: {self.split}")
         for split, per_class in self.counts.items():
             counts = ", ".join(f"{label} {count}" for label, count in per_class.items())
-            lines.append(f"  {split}: {counts}")
+            drawn = " (drawn from train/)" if split in self.drawn else ""
+            lines.append(f"  {split} {sum(per_class.values()):,}{drawn}: {counts}")
         made = [f"{self.copied} copied"]
         if self.reflinked:
             made.append(f"{self.reflinked} reflinked")
         if self.linked:
             made.append(f"{self.linked} hard-linked")
-        lines.append(
-            f"  {', '.join(made)}, {self.converted} converted to RGB JPEG; "
-            f"{self.checked} images checked"
-        )
+        lines.append(f"  {', '.join(made)}, {self.converted} converted (lossless PNG; a JPEG "
+                     f"turned upright stays JPEG); {self.checked} images checked")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} files:")
             lines.extend(f"    {shown(path)}: {reason}"
@@ -126,13 +156,6 @@ class PrepareResult:
         return "\n".join(lines)
 
 
-@dataclass
-class _Pick:
-    check: ImageCheck
-    split: str
-    label: str
-
-
 def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResult:
     """Check, split and write the photos of ``config.source`` into ``data_root/name``.
 
@@ -141,27 +164,34 @@ def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResu
     ``data_root`` that is a file or read-only. A full disk while writing removes what was
     written and leaves an older dataset of the same name as it was.
     """
-    sizes = _validated_sizes(config)
-    dataset_dir = config.dataset_dir
-    check_writable_folder(dataset_dir.parent, "data_root")
-    scan = scan_source(config.source)
+    counts = config.sizes()
+    if config.split is not None:
+        parse_fractions(config.split)
+    if config.name is not None:
+        check_name(config.name, "name")
+    check_writable_folder(config.data_root, "data_root")
+    scan = scan_photos(config.source, config.labels, config.labels_columns)
+    rule = split_rule(config.split, counts, config.shuffle, scan.layout)
+    dataset_dir = child_path(config.data_root, config.name or default_dataset_name(scan), "name")
     source = scan.source.resolve()
     _refuse_overlap(source, dataset_dir.resolve())
     notes = clear_leftovers(dataset_dir.parent)  # first: a dataset put back counts as there
     replacing = check_destination(dataset_dir, config.force)
 
-    picks, bad, checked = _select(scan, sizes, config, progress)
+    chosen = select(scan, rule, config.seed, progress)
 
-    skipped = [*scan.ignored, *bad]
+    skipped = [*scan.ignored, *chosen.bad]
     classes = list(scan.classes)
+    drawn_at_random = rule.fractions is not None or rule.shuffle
     with building(dataset_dir, config.force, notes=notes) as partial:
-        entries, stats = _write_picks(picks, scan.source, partial, config.link, progress)
+        entries, stats = _write_picks(chosen.picks, scan.source, partial, config.link, progress)
         manifest = build_manifest(
             source=shown(source),
             layout=scan.layout,
-            selection="shuffle" if config.shuffle else "first",
-            seed=config.seed if config.shuffle else None,
-            requested=sizes,
+            selection=_selection_name(scan.given is not None, rule),
+            seed=config.seed if drawn_at_random else None,
+            requested=rule.counts,
+            fractions=rule.fractions,
             classes=classes,
             splits=entries,
             skipped=[(_relative_name(path, scan.source), reason) for path, reason in skipped],
@@ -175,21 +205,43 @@ def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResu
         classes=classes,
         counts=manifest["counts"],
         skipped=skipped,
-        checked=checked,
+        checked=chosen.checked,
         replaced=replacing,
         notes=notes,
+        split=_split_words(scan.given, chosen.drawn, rule, scan.layout),
+        named="" if config.name else _why_named(scan.layout),
+        drawn=chosen.drawn,
+        labels=scan.labels,
         **stats,
     )
 
 
-def _validated_sizes(config: PrepareConfig) -> dict[str, int]:
-    sizes = config.sizes()
-    for split, count in sizes.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise PipelineError(f"`{split}` {count!r}: must be a whole number of images, 0 or more")
-    if sizes["train"] == 0:
-        raise PipelineError("`train` 0: a dataset needs at least 1 training image per class")
-    return sizes
+def _selection_name(given: bool, rule: SplitRule) -> str:
+    """The manifest's ``selection``: given (the source's splits), fractions, shuffle, first."""
+    if given:
+        return "given"
+    if rule.fractions is not None:
+        return "fractions"
+    return "shuffle" if rule.shuffle else "first"
+
+
+def _split_words(given: dict | None, drawn: tuple[str, ...], rule: SplitRule,
+                 layout: str) -> str:
+    if given is None:
+        return rule.describe(layout)
+    text = f"as the source's folders give it ({', '.join(given)})"
+    if drawn and rule.fractions:
+        shares = {split: rule.fractions[split] for split in ("train", *drawn)}
+        total = sum(shares.values())
+        parts = ", ".join(f"{split} {shares[split] / total:.0%}" for split in drawn)
+        text += f"; {parts} of each class of train/ drawn at random (seeded)"
+    return text
+
+
+def _why_named(layout: str) -> str:
+    if layout in CLASSIC_LAYOUTS:
+        return "the book's name for Kaggle's cats and dogs"
+    return "the source folder's name"
 
 
 def _refuse_overlap(source: Path, dataset_dir: Path) -> None:
@@ -205,72 +257,8 @@ def _refuse_overlap(source: Path, dataset_dir: Path) -> None:
         )
 
 
-def _select(
-    scan: SourceScan, sizes: dict[str, int], config: PrepareConfig, progress: bool
-) -> tuple[list[_Pick], list[tuple[Path, str]], int]:
-    """Decode photos per class, in order, until each class has enough good ones."""
-    needed = sum(sizes.values())
-    for label, files in scan.classes.items():
-        if len(files) < needed:  # fail before decoding anything
-            raise _too_few(label, scan.source, len(files), 0, sizes)
-
-    bar = StderrProgress("checking images", needed * len(scan.classes), enabled=progress)
-    picks: list[_Pick] = []
-    bad: list[tuple[Path, str]] = []
-    checked = 0
-    try:
-        for label, files in scan.classes.items():
-            order = list(files)
-            if config.shuffle:
-                # One generator per class, seeded by name: a class's draw does not depend on
-                # how many photos the other classes have.
-                random.Random(f"{config.seed}:{label}").shuffle(order)
-            good: list[ImageCheck] = []
-            class_bad = 0
-            for path in order:
-                if len(good) == needed:
-                    break
-                check = check_image(path)
-                checked += 1
-                if check.ok:
-                    good.append(check)
-                    bar.add(1)
-                else:
-                    bad.append((path, check.reason or "unusable"))
-                    class_bad += 1
-            if len(good) < needed:
-                raise _too_few(label, scan.source, len(good), class_bad, sizes)
-            picks.extend(_split_in_order(good, label, sizes, sort=config.shuffle))
-    finally:
-        bar.close()
-    return picks, bad, checked
-
-
-def _split_in_order(
-    good: list[ImageCheck], label: str, sizes: dict[str, int], sort: bool
-) -> list[_Pick]:
-    picks, start = [], 0
-    for split in SPLITS:
-        chunk = good[start : start + sizes[split]]
-        start += sizes[split]
-        if sort:  # a random draw is still listed in natural order, for readable folders
-            chunk = sorted(chunk, key=lambda c: natural_key(c.path))
-        picks.extend(_Pick(check, split, label) for check in chunk)
-    return picks
-
-
-def _too_few(label: str, source: Path, good: int, bad: int, sizes: dict[str, int]) -> PipelineError:
-    needed = sum(sizes.values())
-    found = f"{good} usable images" + (f" ({bad} unreadable ones skipped)" if bad else "")
-    return PipelineError(
-        f"`source` {source}: class '{label}' has {found}, but `train` {sizes['train']}, "
-        f"`validation` {sizes['validation']} and `test` {sizes['test']} need {needed}; "
-        "ask for fewer with smaller `train`, `validation` or `test`"
-    )
-
-
 def _write_picks(
-    picks: list[_Pick], source_root: Path, dataset_dir: Path, link: bool, progress: bool
+    picks: list[Pick], source_root: Path, dataset_dir: Path, link: bool, progress: bool
 ) -> tuple[dict[str, dict[str, list[dict]]], dict[str, int]]:
     entries: dict[str, dict[str, list[dict]]] = {split: {} for split in SPLITS}
     for split in SPLITS:
@@ -286,14 +274,14 @@ def _write_picks(
             if folder not in used_names:
                 folder.mkdir(parents=True, exist_ok=True)
                 used_names[folder] = set()
-            src = pick.check.path
-            converted = pick.check.needs_conversion
+            check = pick.check
+            src, converted = check.path, check.needs_conversion
             wanted = portable_name(src.name)
-            if converted:
-                wanted = os.path.splitext(wanted)[0] + ".jpg"
+            if check.suffix:  # converted, or JPEG/PNG bytes named as another format
+                wanted = os.path.splitext(wanted)[0] + check.suffix
             dst = folder / unique_name(wanted, used_names[folder], name_max)
             if converted:
-                write_rgb_jpeg(src, dst)
+                write_converted(src, dst, check.stored_as or STORED_PNG)
                 made = "converted"
             elif link and try_hard_link(src, dst):
                 made = "link"
@@ -321,42 +309,3 @@ def _relative_name(path: Path, root: Path) -> str:
         return shown(Path(path).relative_to(root).as_posix())
     except ValueError:
         return shown(path)
-
-
-class StderrProgress:
-    """A one-line progress bar on stderr (stdout stays free for the summary), or nothing."""
-
-    def __init__(self, label: str, total: int, enabled: bool = True, stream: TextIO | None = None):
-        self.label, self.total, self.enabled = label, max(total, 0), enabled and total > 0
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self._start = time.monotonic()
-        self._last_draw = 0.0
-        self._drawn = -1  # the count last shown, so close() does not repeat the final line
-
-    def add(self, count: int = 1) -> None:
-        self.done += count
-        now = time.monotonic()
-        if self.enabled and (now - self._last_draw > 0.1 or self.done >= self.total):
-            self._last_draw = now
-            self._draw(now)
-
-    def close(self) -> None:
-        if self.enabled:
-            if self._drawn != self.done:
-                self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
-            self.enabled = False
-
-    def _draw(self, now: float) -> None:
-        width = 30
-        filled = int(width * min(self.done, self.total) / self.total)
-        self._drawn = self.done
-        elapsed = now - self._start
-        rate = f"{self.done / elapsed:.0f}/s" if elapsed > 0 else ""
-        self.stream.write(
-            f"\r{self.label}: {self.done}/{self.total} [{'=' * filled}{'.' * (width - filled)}]"
-            f" {elapsed:.0f}s {rate}"
-        )
-        self.stream.flush()

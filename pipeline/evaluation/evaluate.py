@@ -3,8 +3,9 @@
 Writes to ``models/<run>/evaluation-<split>/`` (``evaluation-<split>-final`` for the final
 model)::
 
-    metrics.json            loss, accuracy, per-class precision/recall/F1, ROC AUC (2 classes),
-                            and the most confidently wrong files with their probabilities
+    metrics.json            loss, accuracy, balanced accuracy (mean per-class recall), macro
+                            F1, per-class precision/recall/F1, ROC AUC (2 classes), and the
+                            most confidently wrong files with their probabilities
     confusion_matrix.json   counts, rows = true class, columns = predicted class
     confusion_matrix.png    the same as a picture
     most_wrong.png          contact sheet of the most confidently wrong images
@@ -64,8 +65,10 @@ class Evaluation:
         auc = f"  ROC AUC {m['roc_auc']:.4f}" if m.get("roc_auc") is not None else ""
         tta = f", mean over {m['tta']} test-time views" if m.get("tta", 1) > 1 else ""
         lines = [f"{m['run']} ({m['model']}) on {m['split']}, {m['count']} images{tta}:",
-                 f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}{auc}"]
-        lines += [f"  {name:>12}: precision {s['precision']:.3f}  recall {s['recall']:.3f}  "
+                 f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  balanced accuracy "
+                 f"{m['balanced_accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}{auc}"]
+        width = max([12, *map(len, m["per_class"])])
+        lines += [f"  {name:>{width}}: precision {s['precision']:.3f}  recall {s['recall']:.3f}  "
                   f"F1 {s['f1']:.3f}  ({s['support']} images)"
                   for name, s in m["per_class"].items()]
         lines += [f"wrote {path}" for path in self.files]

@@ -1,9 +1,13 @@
 """Export a trained model for serving: a TensorFlow SavedModel, a TFLite file or an ONNX file.
 
-Every format goes through Keras' own ``Model.export`` (``tf_saved_model``, ``litert``,
-``onnx``), so what is served is the same forward pass Keras runs. Our models take raw RGB
-images (0..255): preprocessing is a layer inside them, so the exported artefact takes raw
-images too and a server needs no Python preprocessing code.
+The SavedModel and the TFLite model take raw photos: ``uint8`` RGB pixels of any height and
+width (the SavedModel also float32 0..255), resized inside the graph exactly as in training,
+and return every class's probability with the class names (``pipeline.evaluation.serving``);
+fed the pixels ``read_rgb_image`` decodes, they answer what ``predict`` answers. The class
+names are also written beside the model, one per line in class-index order: ``labels.txt``
+inside the SavedModel folder, ``<file>.labels.txt`` beside a TFLite or ONNX file. The ONNX
+file is Keras' own ``Model.export(format="onnx")``: float32 images already at the model's
+side (resized by the caller as ``load_image_array`` does), the model's raw output.
 
 Before exporting, an inference copy of the model is made: the ``augmentation`` block is left
 out (it does nothing at inference, but its random ops are not ONNX operators and would make
@@ -18,13 +22,16 @@ import importlib.util
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import keras
 
 from pipeline.errors import PipelineError
-from pipeline.system.atomic import remove_path, replace_via_aside, write_json
+from pipeline.evaluation.saved_model import RunModel
+from pipeline.evaluation.serving import check_serving_facts, write_savedmodel, write_tflite
+from pipeline.system.atomic import remove_path, replace_via_aside, write_json, write_text
 from pipeline.system.npy_files import file_sha256
 from pipeline.system.paths import check_writable_folder
 
@@ -33,54 +40,104 @@ FORMATS: tuple[str, ...] = ("savedmodel", "tflite", "onnx")
 # What an export is called inside a folder given as its place (the run's ``export/`` by default).
 DEFAULT_NAMES = {"savedmodel": "savedmodel", "tflite": "model.tflite", "onnx": "model.onnx"}
 MARKER = "export.json"  # inside a SavedModel folder: the files the export wrote
+LABELS = "labels.txt"  # inside a SavedModel folder; beside a file: ``<file>.labels.txt``
 
-# Our format names -> Keras' names for them (Keras calls TFLite "litert").
-_KERAS_FORMATS = {"savedmodel": "tf_saved_model", "tflite": "litert", "onnx": "onnx"}
 # The packages each format needs beyond TensorFlow, and where they come from.
 _NEEDS = {"onnx": ("tf2onnx", "onnx")}
 AUGMENTATION_NAME = "augmentation"  # the name every augmentation block gets (data/augment.py)
 
 
 def export_model(
-    model: keras.Model, output: Path, fmt: ExportFormat = "savedmodel", *, force: bool = False
+    model: keras.Model | RunModel,
+    output: Path,
+    fmt: ExportFormat = "savedmodel",
+    *,
+    class_names: Sequence[str] | None = None,
+    image_size: int | None = None,
+    force: bool = False,
 ) -> Path:
     """Write ``model`` for inference to ``output`` (a folder for ``savedmodel``, else a file).
 
-    The result takes a batch of raw RGB images, float32 in 0..255, shape
-    ``(batch, height, width, 3)``, and returns the model's predictions. ``output`` is
-    written atomically: the export goes to a temporary name beside it and is moved into
-    place when complete. An existing folder that is not an export is written into, under
-    ``DEFAULT_NAMES[fmt]`` (``-o .`` puts ``./savedmodel`` there). An existing export is
-    refused unless ``force`` is true, and ``force`` replaces only what an export wrote: a
-    SavedModel folder holding exactly the files its ``export.json`` lists, or a file whose
-    ``<file>.export.json`` holds its checksum. Returns the path written.
+    ``model`` is a run's model from ``load_run_model`` (which knows its class names and image
+    size) or a Keras model with ``class_names`` in index order and ``image_size`` (default:
+    the side of its input, when fixed). ``output`` is written atomically: the export goes to
+    a temporary name beside it and is moved into place when complete. An existing folder that
+    is not an export is written into, under ``DEFAULT_NAMES[fmt]`` (``-o .`` puts
+    ``./savedmodel`` there). An existing export is refused unless ``force`` is true, and
+    ``force`` replaces only what an export wrote: a SavedModel folder holding exactly the
+    files its ``export.json`` lists, or a file (and its labels) whose ``<file>.export.json``
+    holds their checksums. Returns the path written.
     """
     if fmt not in FORMATS:
         raise PipelineError(
             f"`fmt` {fmt!r} is not an export format; use one of {', '.join(FORMATS)}"
         )
+    model, class_names, image_size = _serving_facts(model, class_names, image_size)
+    check_serving_facts(model, class_names, image_size)
     output = export_target(Path(output), fmt)
     check_writable_folder(output.parent, "output")
     _check_replaceable(output, fmt, force)
     _require_packages(fmt)
     inference = inference_copy(model)
-    # Keras' TFLite writer insists on the suffix, whatever the final name is.
-    suffix = ".tflite" if fmt == "tflite" else output.suffix
-    tmp = output.parent / f".{output.stem[:80]}-{secrets.token_hex(4)}{suffix}"
+    labels = "".join(f"{name}\n" for name in class_names)
+    tmp = output.parent / f".{output.stem[:80]}-{secrets.token_hex(4)}{output.suffix}"
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        inference.export(
-            str(tmp), format=_KERAS_FORMATS[fmt], verbose=False,
-            input_signature=_input_signature(inference),
-        )
         if fmt == "savedmodel":
+            write_savedmodel(inference, class_names, image_size, tmp)
+            write_text(tmp / LABELS, labels)
             write_json(tmp / MARKER, {"format": fmt, "files": _listing(tmp)})
+        elif fmt == "tflite":
+            write_tflite(inference, class_names, image_size, tmp)
+        else:
+            inference.export(str(tmp), format="onnx", verbose=False,
+                             input_signature=_input_signature(inference))
         _replace(tmp, output)
         if fmt != "savedmodel":
-            write_json(_sidecar(output), {"format": fmt, "sha256": file_sha256(output)})
+            names = labels_file(output, fmt)
+            write_text(names, labels)
+            write_json(_sidecar(output), {
+                "format": fmt, "sha256": file_sha256(output),
+                "labels": {"name": names.name, "sha256": file_sha256(names)},
+            })
     finally:
         remove_path(tmp)
     return output
+
+
+def describe_input(fmt: str, image_size: int) -> str:
+    """What the export of ``fmt`` takes and answers, in words, for the command's output."""
+    if fmt == "onnx":
+        return (f"input: float32 images (batch, {image_size}, {image_size}, 3) in 0..255, "
+                "resized as in training by the caller; output: the model's own")
+    also = " (or float32 0..255: signature serve_float32)" if fmt == "savedmodel" else ""
+    return (f"input: uint8 RGB photos (batch, height, width, 3) of any size{also}, resized "
+            f"inside to {image_size} x {image_size}; outputs: probabilities and classes")
+
+
+def labels_file(output: Path, fmt: str) -> Path:
+    """Where the class names of the ``fmt`` export at ``output`` are written."""
+    output = Path(output)
+    return output / LABELS if fmt == "savedmodel" else output.with_name(f"{output.name}.{LABELS}")
+
+
+def _serving_facts(
+    model: keras.Model | RunModel, class_names: Sequence[str] | None, image_size: int | None,
+) -> tuple[keras.Model, tuple[str, ...], int]:
+    """The Keras model, its class names and its image size, from a run or as given."""
+    if isinstance(model, RunModel):
+        return (model.model, tuple(class_names or model.class_names),
+                image_size or model.image_size)
+    if class_names is None:
+        raise PipelineError("`class_names`: give the model's class names in class-index order "
+                            "(a model from load_run_model knows them)")
+    if image_size is None:
+        side = tuple(model.inputs[0].shape[1:3])
+        if len(side) != 2 or side[0] != side[1] or not isinstance(side[0], int):
+            raise PipelineError(f"`image_size`: the model takes images of {side}; give the "
+                                "side it was trained at")
+        image_size = side[0]
+    return model, tuple(class_names), image_size
 
 
 def export_target(output: Path, fmt: str) -> Path:
@@ -91,6 +148,10 @@ def export_target(output: Path, fmt: str) -> Path:
 
 
 def _check_replaceable(output: Path, fmt: str, force: bool) -> None:
+    names = labels_file(output, fmt)
+    if fmt != "savedmodel" and os.path.lexists(names) and not os.path.lexists(output):
+        raise PipelineError(f"{names}: already exists and no export beside it wrote it; "
+                            "nothing was changed; choose another path")
     if not os.path.lexists(output):
         return
     if not force:
@@ -115,10 +176,18 @@ def _not_an_export(output: Path, fmt: str) -> str | None:
     if output.is_symlink() or not output.is_file():
         return "is not a file"
     try:
-        recorded = json.loads(_sidecar(output).read_text(encoding="utf-8"))["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
+        record = json.loads(_sidecar(output).read_text(encoding="utf-8"))
+        recorded, labels = record["sha256"], record.get("labels") or {}
+        labels_sha = labels.get("sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"has no readable {_sidecar(output).name} beside it"
-    return None if recorded == file_sha256(output) else "was changed since it was exported"
+    if recorded != file_sha256(output):
+        return "was changed since it was exported"
+    names = labels_file(output, fmt)
+    if os.path.lexists(names) and (names.is_symlink() or not names.is_file()
+                                   or labels_sha != file_sha256(names)):
+        return f"has a {names.name} beside it that its export did not write"
+    return None
 
 
 def _listing(folder: Path) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Classification metrics in plain numpy: confusion matrix, precision/recall/F1, ROC AUC.
+"""Classification metrics in plain numpy: confusion matrix, precision/recall/F1, balanced
+accuracy, ROC AUC.
 
 Labels are class indices (0..C-1). Model outputs become per-class probabilities with
 ``class_probabilities``: a sigmoid's single column ``p`` (probability of class 1) turns
@@ -98,18 +99,33 @@ def most_confidently_wrong(
 def classification_report(
     labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...]
 ) -> dict[str, Any]:
-    """Accuracy, per-class and macro-averaged scores, confusion matrix, ROC AUC (2 classes)."""
+    """Accuracy, balanced accuracy, macro F1, per-class scores, confusion matrix, ROC AUC.
+
+    With uneven classes accuracy mostly measures the largest ones, so two numbers that weigh
+    every class the same stand beside it: ``balanced_accuracy``, the mean recall of the
+    classes present in ``labels``, and ``macro_f1``, the mean F1 of the classes present in
+    ``labels`` or predicted (scikit-learn's definitions; a class absent from the split and
+    never predicted has no score to average). ``macro_avg`` averages over the same classes.
+    ROC AUC only for two classes.
+    """
     labels = np.asarray(labels, dtype=int)
     predictions = predicted_classes(probabilities)
     matrix = confusion_matrix(labels, predictions, len(class_names))
     scores = per_class_scores(matrix)
+    present = (matrix.sum(axis=1) + matrix.sum(axis=0)) > 0
+    in_labels = matrix.sum(axis=1) > 0
+    macro = {key: float(np.mean(scores[key][present])) if present.any() else 0.0
+             for key in ("precision", "recall", "f1")}
     report: dict[str, Any] = {
         "accuracy": float(np.mean(predictions == labels)) if len(labels) else 0.0,
+        "balanced_accuracy": (float(np.mean(scores["recall"][in_labels]))
+                              if in_labels.any() else 0.0),
+        "macro_f1": macro["f1"],
         "per_class": {
             name: {key: scores[key][i].item() for key in ("precision", "recall", "f1", "support")}
             for i, name in enumerate(class_names)
         },
-        "macro_avg": {key: float(np.mean(scores[key])) for key in ("precision", "recall", "f1")},
+        "macro_avg": macro,
         "confusion_matrix": matrix.tolist(),
     }
     if len(class_names) == 2:

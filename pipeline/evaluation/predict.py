@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,25 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One input file: its predicted class and that class's probability, or why it failed."""
+    """One input file: its predicted class and that class's probability, or why it failed.
+
+    ``probabilities`` holds every class's, in class-index order; ``top`` the ``top_k`` most
+    probable classes asked for, most probable first (a tie goes to the lower index, as
+    ``label`` does). Both are empty for a file that failed.
+    """
 
     path: Path
     label: str | None = None
     probability: float | None = None
     error: str | None = None
+    probabilities: Mapping[str, float] = field(default_factory=dict)
+    top: tuple[tuple[str, float], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "class": self.label, "probability": self.probability,
-                "error": self.error}
+                "error": self.error,
+                "top": [{"class": name, "probability": p} for name, p in self.top],
+                "probabilities": dict(self.probabilities)}
 
 
 def image_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
@@ -72,23 +81,27 @@ def predict_paths(
     which: str = "best",
     batch_size: int = 32,
     tta: int = 1,
+    top_k: int = 1,
 ) -> list[Prediction]:
     """Predict every image in ``inputs`` (files or folders) with the run's model, in input order.
 
-    ``tta`` > 1 averages each prediction over the image and ``tta``-1 flips/crops.
+    ``tta`` > 1 averages each prediction over the image and ``tta``-1 flips/crops; ``top_k``
+    is how many of the most probable classes each row's ``top`` lists.
     """
     check_views(tta)
     if batch_size < 1:
         raise PipelineError("`batch_size` must be positive")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise PipelineError(f"`top_k` {top_k!r}: must be a whole number, 1 or more")
     if not inputs:
         raise PipelineError("give at least one image file or folder")
     loaded = load_run_model(run_path, which)
-    return predict_files(loaded, image_files(inputs), batch_size, tta)
+    return predict_files(loaded, image_files(inputs), batch_size, tta, top_k=top_k)
 
 
 def predict_files(
     loaded: RunModel, files: Iterable[tuple[Path, str | None]], batch_size: int = 32,
-    tta: int = 1, workers: int | None = None,
+    tta: int = 1, workers: int | None = None, *, top_k: int = 1,
 ) -> list[Prediction]:
     """Predict ``(path, error)`` pairs, ``batch_size`` images at a time to bound memory.
 
@@ -97,6 +110,9 @@ def predict_files(
     ``predict_on_batch`` runs on the batch before; every batch is padded to ``batch_size`` so
     the graph is traced once, not again for the last, shorter batch.
     """
+    if top_k > loaded.num_classes:
+        raise PipelineError(f"`top_k` {top_k}: this run has {loaded.num_classes} classes; "
+                            f"choose 1 to {loaded.num_classes}")
     rows: list[Prediction | None] = []
     pending: list[tuple[int, Path, np.ndarray]] = []  # (row slot, file, pixels)
 
@@ -109,10 +125,8 @@ def predict_files(
             return
         images = np.stack([pixels for _, _, pixels in pending])
         probabilities = class_probabilities(predict_with_tta(forward, images, tta))
-        for (slot, path, _), probs, best in zip(
-            pending, probabilities, predicted_classes(probabilities), strict=True
-        ):
-            rows[slot] = (Prediction(path, loaded.class_names[best], float(probs[best]))
+        for (slot, path, _), probs in zip(pending, probabilities, strict=True):
+            rows[slot] = (_row(path, probs, loaded.class_names, top_k)
                           if np.isfinite(probs).all() else Prediction(path, error=NO_FINITE))
         pending.clear()
 
@@ -124,6 +138,17 @@ def predict_files(
             flush()
     flush()
     return [row for row in rows if row is not None]
+
+
+def _row(path: Path, probs: np.ndarray, class_names: Sequence[str], top_k: int) -> Prediction:
+    """The prediction of one image from its (C,) probabilities."""
+    best = int(predicted_classes(probs[None])[0])
+    order = np.argsort(-probs, kind="stable")[:top_k]  # stable: ties to the lower index
+    return Prediction(
+        path, class_names[best], float(probs[best]),
+        probabilities={name: float(p) for name, p in zip(class_names, probs, strict=True)},
+        top=tuple((class_names[i], float(probs[i])) for i in order),
+    )
 
 
 def _decoded(

@@ -92,7 +92,7 @@ def write_tflite(model: keras.Model, class_names: Sequence[str], image_size: int
     """
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tflite-") as folder:
+    with tempfile.TemporaryDirectory(prefix="small-data-tflite-") as folder:
         saved = Path(folder) / "savedmodel"
         serving_archive(model, class_names, image_size, float_input=False).write_out(
             str(saved), verbose=False)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.errors import PipelineError
-from pipeline.report.model import ConfusionMatrix, Report, RunSummary, WrongPhoto
+from pipeline.report.model import ConfusionMatrix, DatasetSummary, Report, RunSummary, WrongPhoto
 from pipeline.runs.folder import EXTRACT, SCRATCH, Run, RunRecord
 
 EVALUATION = "evaluation-test"
@@ -69,9 +69,31 @@ def report_from_folders(
         seconds = (wall_seconds or {}).get(str(folder))
         summaries.append(summary_from_run(run, name=names[folder], parent=parent,
                                           wall_seconds=seconds, wrong=wrong, gradcam=gradcam))
-    datasets = sorted({Run(folder).record().data_dir for folder in folders})
-    extra = {"title": title} if title else {}
-    return Report(tuple(summaries), dataset="data: " + ", ".join(datasets), **extra)
+    records = {}
+    for folder in folders:
+        record = Run(folder).record()
+        records.setdefault(record.data_dir, record)
+    datasets = tuple(dataset_summary(record) for record in records.values())
+    names = ", ".join(dataset.name for dataset in datasets)
+    return Report(tuple(summaries), title=title or f"{names}: small-data strategies compared",
+                  datasets=datasets)
+
+
+def dataset_summary(record: RunRecord) -> DatasetSummary:
+    """The dataset a run trained on, its sizes read from its manifest (or the run's record
+    when the dataset folder is gone)."""
+    from pipeline.data.manifest import read_manifest
+
+    path = Path(record.data_dir)
+    try:
+        manifest = read_manifest(path)
+    except PipelineError:
+        return DatasetSummary(path.name, str(path), tuple(record.class_names),
+                              split_sizes=dict(record.counts))
+    counts = {split: {name: int(count) for name, count in per_class.items()}
+              for split, per_class in manifest["counts"].items()}
+    return DatasetSummary(path.name, str(path), tuple(manifest["classes"]), counts=counts,
+                          layout=manifest.get("layout"))
 
 
 def summary_from_run(
@@ -92,6 +114,7 @@ def summary_from_run(
         test = evaluation.get("accuracy")
     history = run.read_history() if run.file("history.json").is_file() else {}
     photos = _wrong_photos(run, record, evaluation, wrong, gradcam) if evaluation else ()
+    evaluation = evaluation or {}
     return RunSummary(
         name=name or run.name,
         kind=strategy_kind(record),
@@ -104,6 +127,12 @@ def summary_from_run(
         parent=parent,
         confusion=_confusion(run),
         wrong_photos=photos,
+        model=record.base or record.config.get("architecture") or "convnet",
+        image_size=record.image_size,
+        balanced_accuracy=_float(evaluation.get("balanced_accuracy")),
+        macro_f1=_float(evaluation.get("macro_f1")),
+        recall={name: float(scores["recall"])
+                for name, scores in evaluation.get("per_class", {}).items()},
     )
 
 

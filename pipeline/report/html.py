@@ -28,6 +28,11 @@ figure { display: inline-block; margin: 0.4em; vertical-align: top; }
 figure img { margin-right: 4px; vertical-align: top; }
 figcaption { font-size: 0.8em; overflow-wrap: anywhere; max-width: 390px; }
 img.curves { max-width: 100%; }
+.wide { overflow-x: auto; }
+table.compact { font-size: 0.8em; }
+table.compact td { padding: 0.15em 0.35em; text-align: center; min-width: 1.8em; }
+table.compact thead th + th { writing-mode: vertical-rl; transform: rotate(180deg);
+  text-align: left; padding: 0.4em 0.15em; }
 """
 
 
@@ -41,14 +46,17 @@ def render_html(report: Report) -> str:
     ]
     if report.dataset:
         parts.append(f"<p>{escape(report.dataset)}</p>")
+    parts += _datasets(report)
     parts += _strategies(report)
-    parts += _book_table()
+    if report.shows_book:
+        parts += _book_table()
     parts += [
         "<h2>Learning curves</h2>",
         '<p class="caption">Training dashed, validation solid. A fine-tuning run continues '
         "its extraction run's epochs (dotted line where it starts).</p>",
         _img(figures.curves_png(report), "image/png", "learning curves of every run", "curves"),
     ]
+    parts += _recall(report)
     for run in report.runs:
         parts += _confusion(run)
     for run in report.runs:
@@ -64,27 +72,60 @@ def write_html(report: Report, out: Path) -> Path:
 
 
 def _strategies(report: Report) -> list[str]:
-    head = "".join(
-        f'<th{_book_class(column)}>{escape(column)}</th>' for column in table.STRATEGY_COLUMNS
-    )
-    rows = []
-    for row in table.strategy_rows(report):
-        cells = "".join(
-            f"<td{_book_class(column)}>{escape(value)}</td>"
-            for column, value in zip(table.STRATEGY_COLUMNS, row, strict=True)
-        )
-        rows.append(f"<tr>{cells}</tr>")
+    columns = table.strategy_columns(report)
+    rows = [
+        f"<tr>{_cells(row, 'td', columns)}</tr>" for row in table.strategy_rows(report)
+    ]
     return [
         "<h2>Strategies</h2>",
-        f'<table id="strategies"><thead><tr>{head}</tr></thead><tbody>',
+        f'<table id="strategies"><thead><tr>{_cells(columns, "th", columns)}</tr></thead><tbody>',
         *rows,
         "</tbody></table>",
-        f'<p class="caption">{escape(table.BOOK_COLUMN_NOTE)}</p>',
+        f'<p class="caption">{escape(table.strategies_note(report))}</p>',
     ]
 
 
+def _cells(values, tag: str, columns=None) -> str:
+    """``<td>`` (or ``<th>``) cells of ``values``, the book's column marked as the book's."""
+    columns = columns or [""] * len(values)
+    return "".join(f"<{tag}{_book_class(column)}>{escape(value)}</{tag}>"
+                   for column, value in zip(columns, values, strict=True))
+
+
+def _plain_table(rows: list[tuple[str, ...]], attributes: str = "") -> list[str]:
+    """A table whose first row is its header and first column names its rows."""
+    header, *body = rows
+    return [
+        f'<div class="wide"><table{attributes}><thead><tr>{_cells(header, "th")}</tr></thead>'
+        "<tbody>",
+        *(f"<tr><th>{escape(row[0])}</th>{_cells(row[1:], 'td')}</tr>" for row in body),
+        "</tbody></table></div>",
+    ]
+
+
+def _datasets(report: Report) -> list[str]:
+    parts = []
+    for dataset in report.datasets:
+        parts += [f"<h2>Data: {escape(dataset.name)}</h2>",
+                  f"<p>{escape(table.dataset_line(dataset))}</p>"]
+        rows = table.dataset_rows(dataset)
+        if rows:
+            parts += _plain_table(rows, ' class="dataset"')
+    return parts
+
+
+def _recall(report: Report) -> list[str]:
+    rows = table.recall_rows(report)
+    if not rows:
+        return []
+    return ["<h2>Recall per class (test)</h2>",
+            '<p class="caption">The share of each class\'s test photos the run classified '
+            "correctly; their mean is the balanced accuracy.</p>",
+            *_plain_table(rows, ' id="recall"')]
+
+
 def _book_class(column: str) -> str:
-    return ' class="book"' if column == "Book's reference" else ""
+    return ' class="book"' if column == table.BOOK_COLUMN else ""
 
 
 def _book_table() -> list[str]:
@@ -106,24 +147,30 @@ def _book_table() -> list[str]:
 def _confusion(run: RunSummary) -> list[str]:
     if run.confusion is None:
         return []
-    header, *body = table.confusion_rows(run.confusion)
+    compact = len(run.confusion.class_names) >= table.COMPACT_CLASSES
+    header, *body = table.confusion_rows(run.confusion, compact)
     shares = table.row_shares(run.confusion)
     rows = [
         "<tr><th>" + escape(row[0]) + "</th>"
         + "".join(
-            f'<td style="background: rgba(31, 119, 180, {0.6 * share:.2f})">{escape(cell)}</td>'
-            for cell, share in zip(row[1:], shares[index], strict=True)
+            f'<td style="background: rgba(31, 119, 180, {0.6 * share:.2f})" '
+            f'title="{escape(row[0])} as {escape(name)}: {table.percent(share, 0)}">'
+            f"{escape(cell)}</td>"
+            for name, cell, share in zip(header[1:], row[1:], shares[index], strict=True)
         )
         + "</tr>"
         for index, row in enumerate(body)
     ]
+    note = ('<p class="caption">Counts; the shading is the share of the true class '
+            "(hover a cell for it).</p>" if compact else "")
     return [
         f"<h2>Confusion matrix: {escape(run.name)}</h2>",
-        "<table class=\"confusion\"><thead><tr>"
-        + "".join(f"<th>{escape(cell)}</th>" for cell in header)
+        note,
+        f'<div class="wide"><table class="confusion{" compact" if compact else ""}">'
+        "<thead><tr>" + "".join(f"<th>{escape(cell)}</th>" for cell in header)
         + "</tr></thead><tbody>",
         *rows,
-        "</tbody></table>",
+        "</tbody></table></div>",
     ]
 
 

@@ -38,8 +38,10 @@ def write_markdown(report: Report, out: Path) -> Path:
     lines = [f"# {cell(report.title)}", ""]
     if report.dataset:
         lines += [cell(report.dataset), ""]
+    lines += _datasets(report)
     lines += _strategies(report)
-    lines += _book_table()
+    if report.shows_book:
+        lines += _book_table()
     lines += [
         "## Learning curves",
         "",
@@ -49,6 +51,7 @@ def write_markdown(report: Report, out: Path) -> Path:
         picture("curves.png", figures.curves_png(report), "learning curves of every run"),
         "",
     ]
+    lines += _recall(report)
     for run in report.runs:
         lines += _confusion(run)
     for number, run in enumerate(report.runs, start=1):
@@ -74,9 +77,28 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 def _strategies(report: Report) -> list[str]:
     return [
         "## Strategies", "",
-        *_table(table.STRATEGY_COLUMNS, table.strategy_rows(report)),
-        f"*{cell(table.BOOK_COLUMN_NOTE)}*", "",
+        *_table(table.strategy_columns(report), table.strategy_rows(report)),
+        f"*{cell(table.strategies_note(report))}*", "",
     ]
+
+
+def _datasets(report: Report) -> list[str]:
+    lines = []
+    for dataset in report.datasets:
+        lines += [f"## Data: {cell(dataset.name)}", "", cell(table.dataset_line(dataset)), ""]
+        rows = table.dataset_rows(dataset)
+        if rows:
+            lines += _table(rows[0], rows[1:])
+    return lines
+
+
+def _recall(report: Report) -> list[str]:
+    rows = table.recall_rows(report)
+    if not rows:
+        return []
+    return ["## Recall per class (test)", "",
+            "The share of each class's test photos the run classified correctly; their mean "
+            "is the balanced accuracy.", "", *_table(rows[0], rows[1:])]
 
 
 def _book_table() -> list[str]:

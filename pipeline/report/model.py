@@ -41,6 +41,35 @@ def book_reference(kind: str) -> BookReference | None:
     return next((ref for ref in BOOK_REFERENCES if ref.kind == kind), None)
 
 
+CATS_VS_DOGS = ("cat", "dog")  # the only classes the book's numbers were measured on
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """The data the runs trained on: its name, where it is, its classes and sizes.
+
+    ``counts[split][class]`` is the number of photos (empty when the dataset folder could
+    not be read; ``split_sizes`` then holds what the runs recorded per split, if anything).
+    """
+
+    name: str
+    path: str
+    class_names: tuple[str, ...]
+    counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    split_sizes: Mapping[str, int] = field(default_factory=dict)
+    layout: str | None = None  # how the source was laid out (kaggle-flat, class-folders ...)
+
+    @property
+    def is_cats_vs_dogs(self) -> bool:
+        """Whether the book's cats-vs-dogs numbers compare: classes exactly cat and dog."""
+        return tuple(name.casefold() for name in self.class_names) == CATS_VS_DOGS
+
+    def split_total(self, split: str) -> int | None:
+        if split in self.counts:
+            return sum(self.counts[split].values())
+        return self.split_sizes.get(split)
+
+
 @dataclass(frozen=True)
 class ConfusionMatrix:
     """Counts of a test set: ``counts[i][j]`` photos of class ``class_names[i]`` predicted as j."""
@@ -78,7 +107,9 @@ class RunSummary:
 
     ``history`` maps a Keras metric name (``accuracy``, ``val_loss`` ...) to one value per
     epoch. ``parent`` names the run this one continued from (fine-tuning continues an
-    extraction run): its curves are drawn after the parent's epochs.
+    extraction run): its curves are drawn after the parent's epochs. ``model`` is the conv
+    base or architecture and ``image_size`` the side it was fed at; ``balanced_accuracy``,
+    ``macro_f1`` and ``recall`` (per class) are the test split's, from ``evaluate``.
     """
 
     name: str
@@ -92,6 +123,11 @@ class RunSummary:
     parent: str | None = None
     confusion: ConfusionMatrix | None = None
     wrong_photos: tuple[WrongPhoto, ...] = ()
+    model: str | None = None
+    image_size: int | None = None
+    balanced_accuracy: float | None = None
+    macro_f1: float | None = None
+    recall: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def epochs_run(self) -> int:
@@ -102,11 +138,19 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Report:
-    """Everything one report shows: the runs, in the order the table lists them."""
+    """Everything one report shows: the runs, in the order the table lists them.
+
+    ``book_references``: whether the book's cats-vs-dogs numbers are shown beside the runs;
+    None decides from the data: shown only when every dataset (or, without datasets, every
+    confusion matrix) has exactly the classes cat and dog. On other data they compare
+    nothing, so a flowers report never quotes them.
+    """
 
     runs: tuple[RunSummary, ...]
     title: str = "Small-data image classification: strategies compared"
     dataset: str = ""  # a line about the data, e.g. "cats vs dogs, 2,000 training photos"
+    datasets: tuple[DatasetSummary, ...] = ()
+    book_references: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.runs:
@@ -125,6 +169,16 @@ class Report:
 
     def run(self, name: str) -> RunSummary:
         return next(run for run in self.runs if run.name == name)
+
+    @property
+    def shows_book(self) -> bool:
+        if self.book_references is not None:
+            return self.book_references
+        if self.datasets:
+            return all(dataset.is_cats_vs_dogs for dataset in self.datasets)
+        classes = {run.confusion.class_names for run in self.runs if run.confusion}
+        return bool(classes) and all(
+            tuple(name.casefold() for name in names) == CATS_VS_DOGS for names in classes)
 
 
 def epoch_offset(report: Report, run: RunSummary) -> int:

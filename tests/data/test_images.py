@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data.images import MIN_IMAGE_SIDE, check_image, save_as_rgb_jpeg
+from pipeline.data.images import (
+    MIN_IMAGE_SIDE,
+    check_image,
+    save_as_rgb_jpeg,
+    to_rgb,
+    write_converted,
+)
 
 
 def test_plain_rgb_jpeg_is_used_as_it_is(tmp_path, write_image):
@@ -30,29 +36,46 @@ def test_grayscale_jpeg_needs_no_conversion(tmp_path, write_image):
 
 
 @pytest.mark.parametrize(
-    ("name", "mode", "fmt", "why"),
+    ("name", "mode", "fmt", "suffix", "why"),
     [
-        ("cmyk.jpg", "CMYK", "JPEG", "CMYK JPEG"),
-        ("png_inside.jpg", "RGB", "PNG", "PNG data in a file named .jpg"),
-        ("alpha.png", "RGBA", "PNG", "PNG file"),
-        ("palette.gif", "P", "GIF", "GIF file"),
-        ("bitmap.bmp", "RGB", "BMP", "BMP file"),
-        ("jpeg_inside.png", "RGB", "JPEG", "JPEG data in a file named .png"),
+        ("cmyk.jpg", "CMYK", "JPEG", ".png", "CMYK JPEG, stored as a lossless RGB PNG"),
+        ("alpha.png", "RGBA", "PNG", None, "RGBA PNG"),
+        ("grey_alpha.png", "LA", "PNG", None, "LA PNG"),
+        ("palette.gif", "P", "GIF", ".png", "GIF file"),
+        ("bitmap.bmp", "RGB", "BMP", ".png", "BMP file"),
+        ("photo.webp", "RGB", "WEBP", ".png", "WEBP file, stored as a lossless PNG"),
+        ("scan.tif", "RGB", "TIFF", ".png", "TIFF file"),
     ],
 )
-def test_files_tensorflow_cannot_read_as_rgb_jpeg_are_usable_but_converted(
-    tmp_path, write_image, name, mode, fmt, why
+def test_files_tensorflow_cannot_read_as_they_are_become_lossless_pngs(
+    tmp_path, write_image, name, mode, fmt, suffix, why
 ):
     path = write_image(tmp_path / name, mode=mode, fmt=fmt)
     check = check_image(path)
-    assert check.ok and check.needs_conversion
-    assert why in check.conversion_reason
+    assert check.ok and check.needs_conversion and check.stored_as == "PNG"
+    assert why in check.conversion_reason and check.suffix == suffix
 
-    out = tmp_path / "out" / "converted.jpg"
-    save_as_rgb_jpeg(path, out)
-    with Image.open(out) as converted:
-        assert (converted.format, converted.mode, converted.size) == ("JPEG", "RGB", (48, 40))
+    out = tmp_path / "out" / "converted.png"
+    out.parent.mkdir()
+    write_converted(path, out, check.stored_as)
+    with Image.open(out) as converted, Image.open(path) as original:
+        assert (converted.format, converted.mode, converted.size) == ("PNG", "RGB", (48, 40))
+        # Lossless: exactly the pixels Pillow decodes from the photo (made RGB), no JPEG loss.
+        assert np.array_equal(np.asarray(converted), np.asarray(to_rgb(original)))
     assert not check_image(out).needs_conversion
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "suffix"),
+    [("plain.png", "PNG", None), ("png_inside.jpg", "PNG", ".png"),
+     ("jpeg_inside.png", "JPEG", ".jpg"), ("grey.png", "PNG", None)],
+)
+def test_a_plain_png_or_a_misnamed_file_is_kept_byte_for_byte(tmp_path, write_image, name, fmt,
+                                                              suffix):
+    path = write_image(tmp_path / name, fmt=fmt, mode="L" if name.startswith("grey") else "RGB")
+    check = check_image(path)
+    assert check.ok and not check.needs_conversion and check.stored_as is None
+    assert check.suffix == suffix  # the right extension for the bytes, nothing re-encoded
 
 
 def test_transparency_becomes_white_not_black(tmp_path):

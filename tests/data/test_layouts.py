@@ -62,14 +62,15 @@ def test_any_folder_with_one_sub_folder_per_class(tmp_path, write_image):
     for label in ("horse", "Bird", "fish"):
         for name in ("img10.png", "img2.jpg", "img1.bmp"):
             write_image(tmp_path / label / name, fmt="JPEG")
-    (tmp_path / "notes").mkdir()
+    (tmp_path / "__MACOSX" / "horse").mkdir(parents=True)  # what a macOS zip adds
 
     scan = scan_source(tmp_path)
 
     assert scan.layout == "class-folders"
     assert list(scan.classes) == ["bird", "fish", "horse"]
     assert [p.name for p in scan.classes["fish"]] == ["img1.bmp", "img2.jpg", "img10.png"]
-    assert ("notes", "folder without images") in [(p.name, r) for p, r in scan.ignored]
+    assert ("__MACOSX", "archive or file-system metadata") in [
+        (p.name, r) for p, r in scan.ignored]
 
 
 def test_missing_source_names_the_folder_and_the_option(tmp_path):

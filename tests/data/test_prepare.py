@@ -161,7 +161,7 @@ def test_bad_photos_are_skipped_listed_and_replaced_by_the_next_ids(
     assert "skipped 3 files" in result.summary()
 
 
-def test_photos_tensorflow_cannot_read_are_converted_to_rgb_jpeg(tmp_path, write_image):
+def test_photos_are_kept_as_faithfully_as_their_format_allows(tmp_path, write_image):
     source = tmp_path / "photos"
     for label in ("cat", "dog"):
         write_image(source / label / "a_grey.jpg", mode="L")
@@ -177,15 +177,17 @@ def test_photos_tensorflow_cannot_read_are_converted_to_rgb_jpeg(tmp_path, write
         p.relative_to(result.dataset_dir).as_posix() for p in result.dataset_dir.rglob("cat/*")
     )
     assert cats == [
-        "test/cat/d_alpha.jpg",
-        "train/cat/a_grey.jpg",
-        "train/cat/b_cmyk.jpg",
-        "validation/cat/c_png_named.jpg",
+        "test/cat/d_alpha.png",  # transparency composited: a lossless PNG, not a JPEG
+        "train/cat/a_grey.jpg",  # TensorFlow reads grey JPEGs as they are
+        "train/cat/b_cmyk.png",  # CMYK made RGB, losslessly
+        "validation/cat/c_png_named.png",  # the PNG's own bytes, under its right name
     ]
-    for path in result.dataset_dir.rglob("*.jpg"):
+    assert (source / "cat" / "c_png_named.jpg").read_bytes() == (
+        result.dataset_dir / "validation" / "cat" / "c_png_named.png").read_bytes()
+    for path in result.dataset_dir.rglob("*.png"):
         with Image.open(path) as image:
-            assert image.format == "JPEG" and image.mode in ("RGB", "L")
-    assert (result.copied + result.reflinked, result.converted) == (2, 6)  # grey JPEGs as they are
+            assert image.format == "PNG" and image.mode in ("RGB", "L")
+    assert (result.copied + result.reflinked, result.converted) == (4, 4)
     entries = read_manifest(result.dataset_dir)["splits"]["test"]["cat"]
     assert entries[0]["converted"] is True and entries[0]["source"] == "cat/d_alpha.png"
 
@@ -193,14 +195,14 @@ def test_photos_tensorflow_cannot_read_are_converted_to_rgb_jpeg(tmp_path, write
 def test_converted_names_that_collide_are_made_unique(tmp_path, write_image):
     source = tmp_path / "photos"
     for label in ("a", "b"):
-        write_image(source / label / "x.jpg")
         write_image(source / label / "x.png", fmt="PNG")
+        write_image(source / label / "x.webp", fmt="WEBP")  # becomes a PNG: x.png again
     result = prepare_dataset(
         config_for(source, tmp_path, train=2, validation=0, test=0), progress=False
     )
     assert sorted(p.name for p in (result.dataset_dir / "train" / "a").iterdir()) == [
-        "x-2.jpg",
-        "x.jpg",
+        "x-2.png",
+        "x.png",
     ]
 
 

@@ -20,11 +20,12 @@ def _raw(folder: Path, name: bytes) -> Path:
 
 
 def class_source(tmp_path: Path, write_image, names: dict[str, list[bytes]]) -> Path:
+    """Every photo JPEG data: one named ``.png`` is stored as ``.jpg`` (its bytes as they are)."""
     source = tmp_path / "photos"
     for label, files in names.items():
         folder = _raw(source, label.encode() if isinstance(label, str) else label)
         for name in files:
-            write_image(_raw(folder, name), fmt="PNG" if name.endswith(b".png") else "JPEG")
+            write_image(_raw(folder, name), fmt="JPEG")
     return source
 
 
@@ -38,8 +39,8 @@ def test_names_at_the_file_system_limit_are_prepared_and_shortened_the_same_way(
     tmp_path, write_image, small_fs
 ):
     longest = b"a" * (NAME_MAX - 4)
-    names = [longest + b".jpg", b"b" * (NAME_MAX - 4) + b".png",  # converted: .jpg, same length
-             longest + b".png",  # converted to the name of the first: a suffix makes it longer
+    names = [longest + b".jpg", b"b" * (NAME_MAX - 4) + b".png",  # stored as .jpg, same length
+             longest + b".png",  # stored under the name of the first: a suffix makes it longer
              "é".encode() * 125 + b".jpg"]  # 254 bytes in two-byte characters
     source = class_source(tmp_path, write_image, {"cat": names, "dog": names})
     data_root = small_fs("8m")

@@ -27,6 +27,9 @@ def test_writes_metrics_confusion_matrix_and_contact_sheet(evaluation, tiny_run,
     saved = json.loads((evaluation.out_dir / "metrics.json").read_text())
     assert saved["split"] == "test" and saved["count"] == 16 and saved["model"] == "best.keras"
     assert set(saved["per_class"]) == {"cat", "dog"} and "roc_auc" in saved
+    recalls = [saved["per_class"][name]["recall"] for name in ("cat", "dog")]
+    assert saved["balanced_accuracy"] == pytest.approx(np.mean(recalls))
+    assert saved["macro_f1"] == pytest.approx(saved["macro_avg"]["f1"])
     matrix = json.loads((evaluation.out_dir / "confusion_matrix.json").read_text())
     assert matrix["classes"] == ["cat", "dog"] and np.sum(matrix["matrix"]) == 16
 

@@ -13,6 +13,7 @@ def test_evaluate_prints_the_numbers_and_every_file(tiny_run, tmp_path):
                                            "--top-wrong", "2", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.stdout and "ROC AUC" in result.stdout
+    assert "balanced accuracy" in result.stdout and "macro F1" in result.stdout
     assert "precision" in result.stdout and "recall" in result.stdout
     for name in ("metrics.json", "confusion_matrix.json", "confusion_matrix.png", "most_wrong.png"):
         assert f"wrote {out / name}" in result.stdout
@@ -36,9 +37,22 @@ def test_predict_csv_and_table(tiny_run, synthetic_dataset):
     result = CliRunner().invoke(cli.main, ["predict", str(tiny_run.path), image, "--format",
                                            "csv", "--model", "final"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == "path,class,probability,error"
+    assert result.stdout.splitlines()[0] == "path,class,probability,error,p(cat),p(dog)"
     result = CliRunner().invoke(cli.main, ["predict", str(tiny_run.path), image])
     assert result.exit_code == 0 and "dog.24.jpg" in result.stdout
+
+
+def test_predict_top_k(tiny_run, synthetic_dataset):
+    image = str(synthetic_dataset / "test" / "dog" / "dog.24.jpg")
+    result = CliRunner().invoke(cli.main, ["predict", str(tiny_run.path), image, "--top-k", "2",
+                                           "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert [entry["class"] for entry in row["top"]] == sorted(
+        row["probabilities"], key=row["probabilities"].get, reverse=True)
+    result = CliRunner().invoke(cli.main, ["predict", str(tiny_run.path), image, "--top-k", "5"])
+    assert result.exit_code == 2
+    assert "--top-k 5: this run has 2 classes; choose 1 to 2" in result.stderr
 
 
 def test_a_missing_run_is_a_one_line_error(tmp_path):

@@ -103,3 +103,27 @@ def test_report_has_roc_auc_only_for_two_classes():
     three = classification_report(LABELS, np.eye(3)[PREDICTIONS], ("a", "b", "c"))
     assert "roc_auc" not in three
     assert three["macro_avg"]["recall"] == pytest.approx((0.5 + 1.0 + 2 / 3) / 3)
+
+
+def test_balanced_accuracy_and_macro_f1_weigh_every_class_the_same():
+    # Uneven classes: 8 of class a (all right), 2 of b (both said a), 2 of c (one right).
+    labels = [0] * 8 + [1, 1] + [2, 2]
+    predictions = [0] * 8 + [0, 0] + [2, 0]
+    report = classification_report(labels, np.eye(3)[predictions], ("a", "b", "c"))
+    assert report["accuracy"] == pytest.approx(9 / 12)
+    assert report["balanced_accuracy"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    f1_a = 2 * (8 / 11) * 1.0 / (8 / 11 + 1.0)
+    f1_c = 2 * 1.0 * 0.5 / 1.5
+    assert report["macro_f1"] == pytest.approx((f1_a + 0.0 + f1_c) / 3)
+    assert report["macro_avg"]["f1"] == report["macro_f1"]
+
+
+def test_a_class_absent_from_the_split_and_never_predicted_is_not_averaged():
+    # Class c has no test photo and is never predicted: like scikit-learn, it has no score.
+    report = classification_report([0, 0, 1, 1], np.eye(3)[[0, 1, 1, 1]], ("a", "b", "c"))
+    assert report["balanced_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert report["per_class"]["c"]["support"] == 0
+    predicted_only = classification_report([0, 0], np.eye(2)[[0, 1]], ("a", "b"))
+    assert predicted_only["balanced_accuracy"] == pytest.approx(0.5)  # b is not in the labels
+    assert predicted_only["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)  # but was predicted

@@ -34,6 +34,9 @@ window.addEventListener("load", () => {
     fetched: performance.getEntriesByType("resource").map((entry) => entry.name),
     runs: Array.from(document.querySelectorAll("#strategies tbody tr"),
                      (row) => row.cells[0].textContent),
+    page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+    boxes: Array.from(document.querySelectorAll(".wide"),
+                      (box) => [box.scrollWidth, box.clientWidth]),
   };
   const out = document.createElement("pre");
   out.id = "browser-check";
@@ -52,6 +55,7 @@ def _open_in_browser(page: Path, tmp_path: Path) -> dict:
             CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
             f"--user-data-dir={tmp_path / 'chromium-profile'}",
             "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=5000",
+            "--window-size=1200,2000",
             "--dump-dom", checked.as_uri(),
         ],
         capture_output=True, text=True, timeout=60, check=False,
@@ -92,3 +96,14 @@ def test_a_report_of_real_runs_shows_every_picture(trained_runs, tmp_path):
     expected = 1 + photos + 2 * len(report.runs)  # curves, photos, two Grad-CAMs a run
     assert seen["images"] == expected and seen["loaded"] == expected
     assert [url for url in seen["fetched"] if not url.startswith("data:")] == []
+
+
+def test_a_17_class_report_fits_the_page(flowers_report, tmp_path):
+    """Counts only, upright column labels: a 17 x 17 confusion matrix (and every other
+    table) fits a 1200 px window without scrolling sideways."""
+    page = write_html(flowers_report, tmp_path / "report.html")
+    seen = _open_in_browser(page, tmp_path)
+    assert seen["runs"] == ["extract", "scratch"]
+    width, visible = seen["page"]
+    assert width <= visible, f"the page scrolls sideways: {width} > {visible} px"
+    assert seen["boxes"] and all(inner <= shown for inner, shown in seen["boxes"]), seen["boxes"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -61,3 +62,35 @@ def test_report_command_writes_html_and_markdown_with_both_rows(trained_runs, tm
 def test_report_of_a_folder_that_is_not_a_run_says_so(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.output
+
+
+def test_the_data_and_each_runs_model_are_named(trained_runs):
+    extract, _ = trained_runs
+    report = report_from_folders([extract], gradcam=0)
+    (dataset,) = report.datasets
+    record = Run(extract).record()
+    assert dataset.path == record.data_dir and dataset.name == Path(record.data_dir).name
+    assert dataset.counts["train"] == {"cat": 16, "dog": 16}
+    assert dataset.counts["test"] == {"cat": 8, "dog": 8}
+    assert report.shows_book, "cats vs dogs: the book's numbers compare"
+    (run,) = report.runs
+    assert (run.model, run.image_size) == ("vgg16", 32)
+    evaluation = json.loads((extract / "evaluation-test" / "metrics.json").read_text())
+    assert run.balanced_accuracy == evaluation["balanced_accuracy"]
+    assert run.macro_f1 == evaluation["macro_f1"]
+    assert set(run.recall) == {"cat", "dog"}
+
+
+def test_a_17_class_report_names_its_data_and_leaves_the_book_out(flowers_run, tmp_path):
+    from pipeline.report import write_report
+
+    report = report_from_folders([flowers_run], gradcam=0)
+    (dataset,) = report.datasets
+    assert dataset.name == "flowers-17" and len(dataset.class_names) == 17
+    assert "lily_of_the_valley" in dataset.class_names and dataset.layout == "class-folders"
+    assert sum(dataset.counts["train"].values()) == 17 * 3
+    assert not report.shows_book
+    assert report.title.startswith("flowers-17")
+    html = write_report(report, tmp_path).html.read_text()
+    assert "Deep Learning with Python" not in html and "flowers-17" in html
+    assert 'class="confusion compact"' in html and "Recall per class" in html

@@ -61,9 +61,10 @@ def test_the_table_has_a_row_per_run_beside_the_books_number(report):
     header, *rows = page.rows["strategies"]
     assert header[0] == "Strategy" and header[-1] == "Book's reference"
     assert [row[0] for row in rows] == ["scratch-1", "augment-1", "extract-1", "finetune-1"]
-    assert rows[0] == ["scratch-1", "scratch", "71.2%", "70.0%", "30", "1 min 35 s", "3,453,121",
-                       "≈ 71% validation"]
-    assert rows[3][4] == "20 (after extract-1)" and rows[3][-1] == "≈ 96.8% test"
+    assert rows[0] == ["scratch-1", "scratch", "—", "71.2%", "70.0%", "—", "—", "30",
+                       "1 min 35 s", "3,453,121", "≈ 71% validation"]
+    assert rows[3][2:7] == ["vgg16, 150 px", "97.2%", "96.8%", "96.8%", "0.968"]
+    assert rows[3][7] == "20 (after extract-1)" and rows[3][-1] == "≈ 96.8% test"
 
 
 def test_the_books_numbers_are_labelled_as_the_books(report):
@@ -129,7 +130,8 @@ def test_a_run_without_history_or_test_set_still_reports(tmp_path):
     report = Report((RunSummary("bare", "netvlad", None, None, 0, 0.0, 0),))
     out = write_html(report, tmp_path / "out" / "report.html")
     rows = _parse(out.read_text()).rows["strategies"]
-    assert rows[1] == ["bare", "netvlad", "—", "—", "0", "0.0 s", "0", "—"]
+    assert rows[1] == ["bare", "netvlad", "—", "—", "—", "—", "—", "0", "0.0 s", "0"]
+    assert "Book's reference" not in rows[0], "no data known to be cats vs dogs: no book"
 
 
 def test_write_report_writes_both_versions_atomically(report, tmp_path):
@@ -138,3 +140,43 @@ def test_write_report_writes_both_versions_atomically(report, tmp_path):
     assert files.markdown.is_file()
     leftovers = [p.name for p in files.html.parent.rglob(".*")]
     assert leftovers == [], "no temporary files left"
+
+
+def test_the_data_is_named_with_its_sizes_per_split_and_class(report):
+    text = render_html(report)
+    assert "Data: cats_and_dogs_small" in text
+    assert "2 classes; train 2,000, validation 1,000, test 1,000 photos" in text
+    rows = _parse(text).rows["dataset"]
+    assert rows[0] == ["Class", "train", "validation", "test", "total"]
+    assert rows[1] == ["cat", "1000", "500", "500", "2000"]
+    assert rows[-1] == ["all classes", "2000", "1000", "1000", "4000"]
+
+
+def test_recall_per_class_beside_the_runs(report):
+    rows = _parse(render_html(report)).rows["recall"]
+    assert rows == [["Class", "finetune-1"], ["cat", "96.0%"], ["dog", "97.6%"]]
+
+
+def test_another_dataset_gets_no_book_numbers(flowers_report):
+    text = render_html(flowers_report)
+    page = _parse(text)
+    assert "book" not in page.rows and "Deep Learning with Python" not in text
+    assert "Book's reference" not in page.rows["strategies"][0]
+    assert "<h1>oxford-flowers-17: small-data strategies compared</h1>" in text
+    assert page.rows["strategies"][1][2] == "efficientnet_lite1, 240 px"
+    assert len(page.rows["dataset"]) == 17 + 2
+
+
+def test_the_book_numbers_follow_the_classes_not_the_caller(report, flowers_report):
+    assert report.shows_book and not flowers_report.shows_book
+    assert not dataclasses.replace(report, book_references=False).shows_book
+    two_other = dataclasses.replace(report.datasets[0], class_names=("ant", "bee"))
+    assert not dataclasses.replace(report, datasets=(two_other,)).shows_book
+
+
+def test_a_17_class_confusion_matrix_is_compact(flowers_report):
+    text = render_html(flowers_report)
+    rows = _parse(text).rows["confusion compact"]
+    assert len(rows) == 18 and all(len(row) == 18 for row in rows)
+    assert all(cell.isdigit() for row in rows[1:] for cell in row[1:]), "counts only"
+    assert re.search(r'title="bluebell as bluebell: \d+%"', text), "the share on hover"

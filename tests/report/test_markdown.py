@@ -14,8 +14,12 @@ from pipeline.report.markdown import cell, write_markdown
 def test_tables_and_pictures_beside_the_file(report, tmp_path):
     out = write_markdown(report, tmp_path / "report.md")
     text = out.read_text()
-    assert "| scratch-1 | scratch | 71.2% | 70.0% | 30 | 1 min 35 s | 3,453,121 | " \
+    assert "| scratch-1 | scratch | — | 71.2% | 70.0% | — | — | 30 | 1 min 35 s | 3,453,121 | " \
         "≈ 71% validation |" in text
+    assert "| finetune-1 | finetune | vgg16, 150 px | 97.2% | 96.8% | 96.8% | 0.968 |" in text
+    assert "## Data: cats\\_and\\_dogs\\_small" in text
+    assert "| cat | 1000 | 500 | 500 | 2000 |" in text
+    assert "| cat | 96.0% |" in text  # recall per class
     assert "| fast feature extraction (VGG16) | extract | 90% | validation |" in text
     assert "Deep Learning with Python" in text and "Book's reference" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
@@ -32,5 +36,14 @@ def test_markdown_cells_cannot_break_the_table_or_inject_html(report, tmp_path):
     run = dataclasses.replace(report.runs[0], name="evil | <img src=x>")
     text = write_markdown(Report((run,)), tmp_path / "r.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| evil"))
-    assert row.count("|") - row.count("\\|") == 9  # eight columns, not broken by the name
+    assert row.count("|") - row.count("\\|") == 11  # ten columns, not broken by the name
     assert "<img" not in text
+
+
+def test_another_dataset_gets_no_book_numbers_and_a_compact_matrix(flowers_report, tmp_path):
+    text = write_markdown(flowers_report, tmp_path / "flowers.md").read_text()
+    assert "Deep Learning with Python" not in text and "Book's reference" not in text
+    assert "## Data: oxford-flowers-17" in text
+    matrix = [line for line in text.split("## Confusion matrix: extract")[1].splitlines()
+              if line.startswith("| ")]
+    assert len(matrix) == 18 and "%" not in "".join(matrix[1:]), "counts only at 17 classes"

@@ -66,5 +66,7 @@ def test_table_cells_are_formatted_once_for_both_writers():
     assert book_cell("finetune") == "≈ 96.8% test" and book_cell("scratch") == "≈ 71% validation"
     assert book_cell("other") == "—"
     row = strategy_row(RunSummary("ft", "finetune", 0.97, 0.962, 20, 61.0, 1_234_567, parent="x"))
-    assert row == ("ft", "finetune", "97.0%", "96.2%", "20 (after x)", "1 min 1 s", "1,234,567",
-                   "≈ 96.8% test")
+    assert row == ("ft", "finetune", "—", "97.0%", "96.2%", "—", "—", "20 (after x)",
+                   "1 min 1 s", "1,234,567", "≈ 96.8% test")
+    assert strategy_row(RunSummary("ft", "finetune", 0.97, 0.962, 20, 61.0, 1), book=False)[-1] \
+        == "1"

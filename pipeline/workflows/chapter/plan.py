@@ -8,11 +8,12 @@ carries it out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.data.defaults import DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, DEFAULT_SEED
+from pipeline.data.defaults import DATA_ROOT, DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, DEFAULT_SEED
 from pipeline.data.sizes import check_image_size
 from pipeline.errors import PipelineError
 from pipeline.system.paths import check_writable_folder
@@ -40,9 +41,12 @@ class ChapterConfig:
     augments a pretrained base (``extract-augment``, ``finetune``), 0 on the fly.
     """
 
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path | None = None  # None: data/<source's dataset name>, else DEFAULT_DATA_DIR
     source: Path | None = None  # photos to prepare ``data_dir`` from, when it is not prepared
-    split_sizes: tuple[int, int, int] = (1000, 500, 500)  # per class, when preparing
+    # When preparing: fractions of each class ("0.8,0.1,0.1"), or photos per class; neither:
+    # ``data prepare``'s default for the source's layout.
+    split: str | tuple[float, float, float] | None = None
+    split_sizes: tuple[int, int, int] | None = None
     models_dir: Path = DEFAULT_MODELS_DIR
     run_name: str | None = None  # the parent folder; None: run-<preset or auto>-<dataset>
     preset: str | None = None
@@ -77,9 +81,25 @@ class Plan:
     reason: str
 
 
+def with_data_dir(config: ChapterConfig) -> ChapterConfig:
+    """``config`` with its dataset folder decided: the one given; else, with ``source``,
+    ``data/<the name data prepare gives it>`` (the source folder's, or cats_and_dogs_small
+    for Kaggle's photos), so ``run --source PATH`` alone prepares and finds it; else the
+    default dataset."""
+    if config.data_dir is not None:
+        return config
+    if config.source is None:
+        return dataclasses.replace(config, data_dir=DEFAULT_DATA_DIR)
+    from pipeline.data.naming import default_dataset_name
+    from pipeline.data.sources import scan_photos
+
+    name = default_dataset_name(scan_photos(Path(config.source)))
+    return dataclasses.replace(config, data_dir=DATA_ROOT / name)
+
+
 def default_run_name(config: ChapterConfig) -> str:
     """The same command names the same folder, so starting it again resumes it."""
-    return f"chapter-{config.preset or 'auto'}-{Path(config.data_dir).name}"
+    return f"chapter-{config.preset or 'auto'}-{Path(with_data_dir(config).data_dir).name}"
 
 
 def check_config(config: ChapterConfig) -> None:

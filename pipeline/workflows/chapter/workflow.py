@@ -45,6 +45,7 @@ from pipeline.workflows.chapter.plan import (
     check_config,
     default_run_name,
     make_plan,
+    with_data_dir,
 )
 from pipeline.workflows.chapter.presets import (
     STEP_EVALUATE,
@@ -136,11 +137,15 @@ def run_chapter(
         result = run_chapter(config)          # models/chapter-cpu-quick-cats_and_dogs_small/
         print(result.summary())               # test accuracy per step, the report's path
     """
+    config = with_data_dir(config)
     check_config(config)
     manifest = _prepared(config)
     plan = make_plan(config, sum(manifest["counts"]["train"].values()))
     parent = config.models_dir / (config.run_name or default_run_name(config))
     if verbose:
+        from pipeline.data.naming import dataset_line
+
+        print(f"dataset: {dataset_line(Path(config.data_dir), manifest)}")
         print(f"plan ({plan.decided_by}): {plan.reason}")
         print(f"steps: {', '.join(plan.steps)}; folder: {parent}")
     record = _open_record(parent, config, plan)
@@ -175,10 +180,10 @@ def _prepared(config: ChapterConfig) -> dict:
     if config.source is not None and not (data_dir / "manifest.json").is_file():
         from pipeline.data.prepare import PrepareConfig, prepare_dataset
 
-        train, validation, test = config.split_sizes
+        train, validation, test = config.split_sizes or (None, None, None)
         print(prepare_dataset(PrepareConfig(
             source=Path(config.source), data_root=data_dir.parent, name=data_dir.name,
-            train=train, validation=validation, test=test,
+            split=config.split, train=train, validation=validation, test=test,
         )).summary())
     return require_prepared(data_dir)
 
