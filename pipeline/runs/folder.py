@@ -29,7 +29,6 @@ import dataclasses
 import io
 import json
 import math
-import os
 import platform
 import re
 import warnings
@@ -42,6 +41,7 @@ from pipeline.devices import strategies
 from pipeline.errors import PipelineError
 
 # The record (``config.json``) lives in its own module; its names are re-exported from here.
+from pipeline.runs.maker import CREATOR, claim_new, creator
 from pipeline.runs.record import (
     COMPLETED,
     CONFIG,
@@ -77,7 +77,6 @@ BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 LAST_MODEL = "last.keras"
 LOGS = "logs"
-CREATOR = ".creating"  # the process making the folder, until its record names it
 METRICS = "metrics.json"
 CURVES = "curves.png"
 
@@ -136,11 +135,11 @@ class Run:
         if not folder.is_dir() or not any(folder.iterdir()):
             return False
         if not (folder / CONFIG).is_file():
-            creator = _creator(folder)
-            if creator is not None and not processes.described_has_ended(creator):
+            making = creator(folder)
+            if making is not None and not processes.described_has_ended(making):
                 raise PipelineError(f"`run_name` {name!r}: {folder} already exists, being made by "
-                                    f"process {creator} right now; choose another `run_name`")
-            if creator is None:
+                                    f"process {making} right now; choose another `run_name`")
+            if making is None:
                 raise PipelineError(f"`run_name` {name!r}: {folder} already exists and is not a "
                                     "run folder; choose another `run_name`")
             return False  # its maker died before writing a record: nothing there to continue
@@ -176,7 +175,7 @@ class Run:
         path = Path(models_dir) / name
         path.mkdir(parents=True, exist_ok=True)
         if not resuming:
-            _claim_new(path, name)
+            claim_new(path, name)
         run = cls(path, resuming=resuming)
         if resuming:
             if run.record().kind != kind:
@@ -385,31 +384,6 @@ def _continued(old: RunRecord, new: RunRecord) -> RunRecord:
         new, created=old.created, resumed=[*old.resumed, note], epochs_run=old.epochs_run,
         best_epoch=old.best_epoch, last_epoch=old.last_epoch,
     )
-
-
-def _claim_new(path: Path, name: str) -> None:
-    """Mark ``path`` as being made by this process, or refuse if another one got there first
-    (two commands given the same new ``run_name`` at once)."""
-    marker = path / CREATOR
-    earlier = _creator(path)
-    if earlier is not None and processes.described_has_ended(earlier):
-        marker.unlink(missing_ok=True)  # left by a process that died before its record
-    try:
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise PipelineError(f"`run_name` {name!r}: {path} already exists, being made by "
-                            f"process {_creator(path)} right now; choose another `run_name`"
-                            ) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(processes.describe())
-
-
-def _creator(folder: Path) -> str | None:
-    """The process named in ``folder``'s creator marker (None: no marker)."""
-    try:
-        return (folder / CREATOR).read_text(encoding="utf-8").strip() or "?"
-    except OSError:
-        return None
 
 
 def _read_json(path: Path) -> Any:
