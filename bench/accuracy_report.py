@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
-from common import CANNOT_RUN, dataset_missing, dataset_parser, exit_status, verdict
+from common import CANNOT_RUN, dataset_missing, dataset_parser, exit_status, run_stamp, verdict
 
 TARGETS = {"extract": 0.95, "finetune": 0.97}
 
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import extract as run_extract
     from pipeline import finetune as run_finetune
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = run_stamp()
     rows = []
 
     start = time.time()

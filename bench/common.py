@@ -69,6 +69,13 @@ def print_rates(times: dict[str, float], count: int, ceiling: float, width: int 
         print(f"{name:{width}s} {rate:9.2f} {rate / ceiling:10.1%}")
 
 
+def run_stamp() -> str:
+    """The time now as run names carry it (``20261203-133000``): a report's runs, distinct."""
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
-from common import CANNOT_RUN, dataset_missing, dataset_parser
+from common import CANNOT_RUN, dataset_missing, dataset_parser, run_stamp
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if dataset_missing(args.data):
         return CANNOT_RUN
 
-    from pipeline.training.options import TrainingOptions
-    from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
+    from pipeline import ExtractConfig, TrainingOptions
+    from pipeline import extract as run_extract
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    rows = []
+    rows: list[tuple] = []  # one per head: name, parameters, accuracies, seconds
+    stamp = run_stamp()
     for head in args.heads.split(","):
         start = time.time()
         run = run_extract(ExtractConfig(

@@ -24,7 +24,8 @@ from pipeline.commands.training import extract, finetune, lr_find, train
 
 
 @cloup.group("small-data", cls=Commands, context_settings=CONTEXT, examples=(
-    "python cli.py run --source ~/Downloads/train --preset cpu-quick   # the whole chapter",
+    "python cli.py run --source ~/photos            # your photos, one sub-folder per class",
+    "python cli.py run --source ~/Downloads/train --preset cpu-quick   # the book's chapter",
     "python cli.py data prepare --source ~/Downloads/train",
     "python cli.py train --augment --dropout 0.5 --epochs 100          # from scratch",
     "python cli.py plot models/<run>                                   # where does it overfit?",
@@ -39,7 +40,8 @@ from pipeline.commands.training import extract, finetune, lr_find, train
     click.version_option(package_name="small-data-keras", message="%(version)s"),
 )
 def main(verbose: bool) -> None:
-    """Deep learning on small image datasets with Keras: the cats-vs-dogs workflow, done properly.
+    """Deep learning on small image datasets with Keras: a folder of labelled photos in, a model
+    you can serve out (the cats-vs-dogs chapter of the book, done properly, included).
 
     The whole chapter is one command (`run`: prepare, train, evaluate, report; resumable),
     or go step by step as in the examples. Datasets live under data/, runs (configuration,

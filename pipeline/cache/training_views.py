@@ -35,7 +35,7 @@ APPROXIMATION = ("finite augmentation: each epoch shows every training image thr
 def check_views(views: int) -> None:
     if isinstance(views, bool) or not isinstance(views, int) or views < 0:
         raise PipelineError(f"`views` {views!r}: give a number of augmented views per image, "
-                            "0 (no augmentation) or more")
+                            "0 (augment on the fly, no cached views) or more")
 
 
 def split_labels(file_paths: tuple[Path, ...], class_names: tuple[str, ...]) -> np.ndarray:

@@ -106,7 +106,8 @@ def _presets_help() -> str:
 )
 @add_options(
     option("--base", default=CHAPTER["base"], type=Names(BASE_NAMES),
-           help="Conv base of the transfer steps (default: the preset's, else vgg16)."),
+           help="Conv base of the transfer steps (default: the preset's, else efficientnet_lite1, "
+                "the base that validated best here)."),
     option("--architecture", default=CHAPTER["architecture"], type=Names(ARCHITECTURE_NAMES),
            help="Model of the from-scratch steps, as for `train`: convnet (the book's first "
                 "edition, 150 px) or mini_xception (its second, 180 px)."),

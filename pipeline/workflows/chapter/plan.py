@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.system.paths import check_writable_folder
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.chapter.presets import (
+    RECOMMENDED_BASE,
     STEP_EXTRACT,
     STEP_FINETUNE,
     TRAINING_STEPS,
@@ -151,7 +152,7 @@ def make_plan(config: ChapterConfig, train_images: int) -> Plan:
     epochs = dict(preset.epochs) if preset else {}
     epochs.update(config.epochs)
     return Plan(
-        steps=steps, base=config.base or (preset.base if preset else None),
+        steps=steps, base=config.base or (preset.base if preset else RECOMMENDED_BASE),
         image_size=config.image_size or (preset.image_size if preset else None),
         epochs={step: epochs[step] for step in steps if step in epochs},
         unfreeze=config.unfreeze or unfreeze,
