@@ -140,7 +140,8 @@ class Busy(PipelineError):
 @contextlib.contextmanager
 def claimed(folder: Path, what: str = "these features"):
     """Own ``folder`` (creating it) while computing ``what``; refuse (``Busy``) if a live
-    process owns it.
+    process owns it, unless the user says it is dead (``processes.taking_over``): then its
+    claim is taken, and what it finished (complete parts, views) is kept and continued.
 
     The owner file appears whole or not at all (written aside, then hard-linked into place,
     which fails if it exists), so a second process never reads a half-written owner, takes
@@ -159,12 +160,13 @@ def claimed(folder: Path, what: str = "these features"):
                 break
             except FileExistsError:
                 other = _read_owner(owner)
-                if other is not None and _alive(other):
-                    raise Busy(f"{folder}: process {other.get('pid')} on {other.get('host')} "
-                               f"is computing {what} now; wait for it to finish, then run "
-                               "this again") from None
+                if other is not None and _alive(other) and not processes.is_taking_over():
+                    who = f"process {other.get('pid')} on {other.get('host')}"
+                    raise Busy(f"{folder}: {who} is computing {what} now; wait for it to "
+                               "finish, then run this again; "
+                               + processes.take_over_hint(who)) from None
                 with contextlib.suppress(FileNotFoundError):
-                    owner.unlink()  # its owner died: take it over
+                    owner.unlink()  # its owner died (or the user says so): take it over
         else:
             raise Busy(f"{folder}: cannot take it over from another process; try again")
     finally:

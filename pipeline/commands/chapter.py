@@ -13,9 +13,16 @@ import cloup
 
 from pipeline.commands.base import Command
 from pipeline.commands.choices import ARCHITECTURE_NAMES, BASE_NAMES, Names
-from pipeline.commands.options import PathType, add_options, dataset_option, field_defaults, option
+from pipeline.commands.options import (
+    PathType,
+    add_options,
+    dataset_option,
+    field_defaults,
+    option,
+    take_over_option,
+)
 from pipeline.devices.strategies import STRATEGIES
-from pipeline.training.options import PRECISIONS
+from pipeline.training.options import CLASS_WEIGHT_REASON, CLASS_WEIGHTS, PRECISIONS
 from pipeline.workflows.chapter.plan import ChapterConfig
 from pipeline.workflows.chapter.presets import (
     ALL,
@@ -94,6 +101,7 @@ def _presets_help() -> str:
     option("--run-name", default=CHAPTER["run_name"],
            help="Name of the run folder (default: chapter-<preset or auto>-<dataset>, so the "
                 "same command resumes the same folder)."),
+    take_over_option(expose=True),
     section="Output",
 )
 @add_options(
@@ -127,6 +135,9 @@ def _presets_help() -> str:
     option("--batch-size", type=int, default=CHAPTER["batch_size"],
            help="Batch size of every step (default: each workflow's)."),
     option("--seed", default=CHAPTER["seed"]),
+    option("--class-weight", default=CHAPTER["class_weight"], type=click.Choice(CLASS_WEIGHTS),
+           help=f"How classes weigh in every training step's loss, as for `train`. "
+                f"{CLASS_WEIGHT_REASON}"),
     section="Training",
 )
 @add_options(

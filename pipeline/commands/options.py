@@ -24,7 +24,12 @@ from pipeline.data.augment_options import FILL_MODES, PLACEMENTS, AugmentConfig
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.models.head_options import HeadOptions
 from pipeline.models.schedules import SCHEDULES, ScheduleOptions
-from pipeline.training.options import OPTIMIZERS, PRECISIONS
+from pipeline.training.options import (
+    CLASS_WEIGHT_REASON,
+    CLASS_WEIGHTS,
+    OPTIMIZERS,
+    PRECISIONS,
+)
 
 PathType = click.Path(path_type=Path)
 
@@ -154,9 +159,10 @@ def augment_option(defaults: dict[str, Any], views: bool = True):
 
 
 def training_options(config: type):
-    """Optimizer, learning rate, batch size, epochs, early stopping, seed, weight averaging
-    (Training); precision, strategy, jit (Devices): ``config``'s ``training`` defaults, with
-    the learning rate and batch size its ``TRAINING_DEFAULTS`` fill in when left unset."""
+    """Optimizer, learning rate, batch size, epochs, early stopping, seed, weight averaging,
+    class weights (Training); precision, strategy, jit (Devices): ``config``'s ``training``
+    defaults, with the learning rate and batch size its ``TRAINING_DEFAULTS`` fill in when
+    left unset."""
     defaults, workflow = field_defaults(config)["training"], config.TRAINING_DEFAULTS
     rate, batch = workflow.learning_rate, workflow.batch_size
     return collect_into("training", "pipeline.training.options:TrainingOptions", *in_section(
@@ -180,6 +186,12 @@ def training_options(config: type):
                     "use_ema) with this momentum per step, e.g. 0.998: about the last 500 "
                     "steps. Validation, the best epoch and the saved models use the average "
                     "(default: none)."),
+        option("--class-weight", default=defaults.class_weight,
+               type=click.Choice(CLASS_WEIGHTS),
+               help="How classes weigh in the training loss: none (as they come: a class "
+                    "with more photos counts more), balanced (class c's photos weigh "
+                    "n / (classes * n_c), from the training split's counts, so every class "
+                    f"counts the same). {CLASS_WEIGHT_REASON}"),
     ), *in_section(
         "Devices",
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),
@@ -247,8 +259,27 @@ def run_output_options(defaults: dict[str, Any]):
                help="Name of the run folder (default: <kind>-<date>-<time>). The name of a run "
                     "that was interrupted (Ctrl-C, SIGTERM) or failed continues it from its "
                     "last finished epoch, with the same options (--epochs may change)."),
+        take_over_option(),
         section="Output",
     )
+
+
+def take_over_option(expose: bool = False) -> click.Option:
+    """``--take-over``: continue a run (and cached work) whose process looks alive but is known
+    dead. Not a field of the training configs: it holds ``processes.taking_over()`` for the
+    command's duration (``expose``: passed on, as the ``take_over`` field of ``run``)."""
+
+    def hold(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        if value and not expose:
+            from pipeline.system.processes import taking_over
+
+            ctx.with_resource(taking_over())
+        return value
+
+    return option("--take-over", is_flag=True, expose_value=expose, callback=hold,
+                  help="The run, or the feature cache's work, is held by a process you know "
+                       "is dead (its pid now another's, after a reboot or in a container): "
+                       "take it over and continue it, keeping what it finished.")
 
 
 def features_dir_option() -> click.Option:

@@ -27,7 +27,8 @@ RECORD_VERSION = 1
 class StepRecord:
     """One step's state in the parent folder."""
 
-    status: str = "pending"  # pending | running | completed | interrupted | failed
+    status: str = "pending"  # pending | running | completed | skipped | interrupted | failed
+    reason: str | None = None  # why it was skipped (the evaluate step without a test split)
     digest: str | None = None  # of the inputs the completed run was made from
     seconds: float | None = None  # wall time of the step (training, features included)
     evaluated: str | None = None  # digest of the run that evaluation-test/ belongs to
@@ -47,6 +48,7 @@ class ChapterRecord:
     created: str = field(default_factory=lambda: _now())
     updated: str | None = None
     report: str | None = None
+    process: str | None = None  # the process running it (``processes.describe``)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

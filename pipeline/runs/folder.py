@@ -41,6 +41,7 @@ from pipeline.devices import strategies
 from pipeline.errors import PipelineError
 
 # The record (``config.json``) lives in its own module; its names are re-exported from here.
+from pipeline.runs.continuation import RESUMABLE, continued
 from pipeline.runs.maker import CREATOR, claim_new, creator
 from pipeline.runs.record import (
     COMPLETED,
@@ -80,14 +81,10 @@ LOGS = "logs"
 METRICS = "metrics.json"
 CURVES = "curves.png"
 
-RESUMABLE = (INTERRUPTED, FAILED)  # statuses a run can be continued from
 # Folders the pipeline itself keeps beside the runs in ``models_dir``: never a run's name.
 RESERVED_NAMES = {"features": "the feature cache"}
 # What ``pipeline.system.atomic`` leaves behind when killed mid-write: ``.<stem>-<8 hex><suffix>``.
 _TEMPORARY = re.compile(r"^\..+-[0-9a-f]{8}(\.[A-Za-z0-9]+)*$|\.tmp$")
-# Options that may change when an interrupted run is continued (the rest must match).
-_RESUME_MAY_CHANGE = {"training.epochs", "training.early_stopping", "recompute", "cache",
-                      "training.strategy", "training.jit"}  # same steps on other devices
 
 
 class IncompleteRunWarning(UserWarning):
@@ -136,9 +133,10 @@ class Run:
             return False
         if not (folder / CONFIG).is_file():
             making = creator(folder)
-            if making is not None and not processes.described_has_ended(making):
+            if making is not None and not processes.may_take_over(making):
                 raise PipelineError(f"`run_name` {name!r}: {folder} already exists, being made by "
-                                    f"process {making} right now; choose another `run_name`")
+                                    f"process {making} right now; choose another `run_name`; "
+                                    + processes.take_over_hint(f"process {making}"))
             if making is None:
                 raise PipelineError(f"`run_name` {name!r}: {folder} already exists and is not a "
                                     "run folder; choose another `run_name`")
@@ -146,9 +144,10 @@ class Run:
         record = Run(folder).record()
         if record.status in RESUMABLE:
             return True
-        if record.status == RUNNING and not processes.described_has_ended(record.process):
+        if record.status == RUNNING and not processes.may_take_over(record.process):
             raise PipelineError(f"`run_name` {name!r}: {folder} is being trained right now "
-                                f"(process {record.process}); choose another `run_name`")
+                                f"(process {record.process}); choose another `run_name`; "
+                                + processes.take_over_hint(f"process {record.process}"))
         if record.status == RUNNING:
             return True  # its process was killed before it could mark the run: continue it
         raise PipelineError(f"run folder {folder} already exists ({record.status}); choose "
@@ -250,7 +249,7 @@ class Run:
             if record.process is None:
                 record = dataclasses.replace(record, process=processes.describe())
             if self.resuming and self.file(CONFIG).is_file():
-                record = _continued(self.record(), record)
+                record = continued(self.record(), record)
         atomic.write_json(self.file(CONFIG), record.to_dict())
         self.file(CREATOR).unlink(missing_ok=True)  # the record names the process from now on
         return record
@@ -349,41 +348,6 @@ def _finite_or_none(value: Any) -> Any:
 
 def _none_to_nan(value: Any) -> Any:
     return math.nan if value is None else value
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _continued(old: RunRecord, new: RunRecord) -> RunRecord:
-    """``new`` as the continuation of ``old``: same options (but epochs), history kept.
-
-    An interrupted or failed run is continued whichever process stopped it: in a notebook,
-    the same kernel gives the same ``run_name`` again after Ctrl-C. A running one only when
-    its process is another (that one died); in this process it is an update while training.
-    """
-    if old.status not in RESUMABLE and (old.status != RUNNING or old.process == new.process):
-        return new  # an update while this process trains it, not a fresh start
-    before, now = _flat(old.config), _flat(new.config)
-    for key in sorted(set(before) | set(now)):
-        if key not in _RESUME_MAY_CHANGE and before.get(key) != now.get(key):
-            field_name = key.rpartition(".")[2]
-            raise PipelineError(
-                f"`run_name` {Path(old.config.get('run_name') or '?').name}: continuing that "
-                f"run needs its options; `{field_name}` was {before.get(key)!r}, now "
-                f"{now.get(key)!r} (give the same, or choose another `run_name`)"
-            )
-    note = f"{utc_now()}: from epoch {old.last_epoch or 0} ({old.status})"
-    return dataclasses.replace(
-        new, created=old.created, resumed=[*old.resumed, note], epochs_run=old.epochs_run,
-        best_epoch=old.best_epoch, last_epoch=old.last_epoch,
-    )
 
 
 def _read_json(path: Path) -> Any:

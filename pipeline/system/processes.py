@@ -8,13 +8,52 @@ A pid alone is not enough: after a reboot, or in a container started afresh, the
 may belong to another live process. Where Linux tells (``/proc``), the owner is also recorded
 with its ``stamp``: the boot's id and the process's start time. A live pid whose stamp differs
 is another process, and the owner has ended.
+
+Where neither tells (no ``/proc``, a record written before stamps, another host, a
+container that shares no ``/proc`` with the one that died), a dead owner still looks alive.
+The user, who knows it is dead, says so: within ``taking_over()`` (``--take-over`` on the
+command line) an owner that looks alive is taken over like a dead one. Only its claim is
+taken: what it finished stays, and the work is continued from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+
+TAKE_OVER_FIELD = "take_over"  # how messages name the override (the CLI: --take-over)
+_taking_over = 0  # depth of ``taking_over()``: process-wide, as a command runs in one process
+
+
+@contextlib.contextmanager
+def taking_over() -> Iterator[None]:
+    """Within it, runs and cache folders whose owner seems alive are taken over all the same.
+
+    For the user who knows that owner is dead (its pid now another process's, after a reboot
+    or in a container). Taking over keeps the owner's finished work (epochs, feature parts,
+    views) and continues from it; were the owner in fact alive, both would write the same
+    files, so the messages that refuse say to use it only for a process known to be dead.
+    """
+    global _taking_over
+    _taking_over += 1
+    try:
+        yield
+    finally:
+        _taking_over -= 1
+
+
+def is_taking_over() -> bool:
+    """Whether this process was told to take over owners that look alive (``taking_over``)."""
+    return _taking_over > 0
+
+
+def take_over_hint(owner: str) -> str:
+    """The end of a refusal: how to take over from ``owner`` when the user knows it is dead."""
+    return (f"if {owner} is not running any more (its pid reused, after a reboot or in a "
+            f"container), give `{TAKE_OVER_FIELD}` to take its work over and continue it")
 
 
 def current() -> tuple[str, int]:
@@ -78,3 +117,9 @@ def described_has_ended(process: str | None) -> bool:
     host, _, rest = (process or "").partition(":")
     pid, _, recorded = rest.partition(":")
     return has_ended(host, pid, recorded or None)
+
+
+def may_take_over(process: str | None) -> bool:
+    """Whether the work of ``process`` (named by ``describe``) may be taken over: it ended,
+    or the user said it did (``taking_over``)."""
+    return is_taking_over() or described_has_ended(process)

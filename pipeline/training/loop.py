@@ -221,8 +221,13 @@ def fit_into_run(
     early_stopping: int | None = None,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    class_weight: Mapping[int, float] | None = None,
 ) -> FitOutcome:
     """Train ``model`` and leave history, logs, ``best.keras`` and ``final.keras`` in ``run``.
+
+    ``class_weight`` (label -> weight of its examples in the training loss; None: all 1) goes
+    to Keras' ``fit``, which applies it as sample weights to every input kind used here
+    (arrays, ``PyDataset``, ``tf.data``); the validation loss stays unweighted.
 
     A run being continued (``run.resuming``) starts from its ``last.keras`` at the epoch after
     it, its history carried on. Ctrl-C or SIGTERM ends training cleanly: the epochs already
@@ -254,7 +259,8 @@ def fit_into_run(
                 model.fit(train, validation_data=validation, epochs=epochs,
                           callbacks=all_callbacks, verbose=verbose,
                           shuffle=False,  # the training data reshuffles itself
-                          initial_epoch=start.epoch)
+                          initial_epoch=start.epoch,
+                          class_weight=dict(class_weight) if class_weight else None)
             interrupts.raise_swallowed()  # a stop lost in the last epoch's saves
         except KeyboardInterrupt as error:
             interrupts.handled()
@@ -329,13 +335,15 @@ def train_evaluate_plot(
     verbose: int | str = "auto",
     *,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    class_weight: Mapping[int, float] | None = None,
 ) -> FitOutcome:
     """Fit on ``train`` (validating on ``splits["validation"]``), evaluate the best model on
     every split of ``splits``, plot the curves. A run that did not complete is not evaluated.
-    ``callbacks`` (the user's) run after the run's own."""
+    ``callbacks`` (the user's) run after the run's own; ``class_weight``: see ``fit_into_run``
+    (the skeleton computes it from ``options.class_weight``)."""
     outcome = fit_into_run(model, run, train, splits["validation"], epochs=options.epochs,
                            early_stopping=options.early_stopping, verbose=verbose,
-                           callbacks=callbacks)
+                           callbacks=callbacks, class_weight=class_weight)
     if outcome.epochs_run:
         if outcome.status == COMPLETED:
             evaluate_into_run(run, splits)

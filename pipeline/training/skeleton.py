@@ -16,6 +16,7 @@ import keras
 
 from pipeline.models.schedules import ScheduleOptions, compile_scheduled
 from pipeline.runs.folder import Run, RunRecord
+from pipeline.training.class_weights import class_weights_for, describe_weights
 from pipeline.training.loop import train_evaluate_plot
 from pipeline.training.options import TrainingOptions
 
@@ -67,11 +68,19 @@ def train_new_run(
 
     ``steps_per_epoch`` None: ``len(train)`` (cached arrays and views know their length;
     give it for a ``tf.data`` dataset). ``callbacks`` are the user's, passed to ``fit``.
+    ``options.class_weight`` balanced weighs each class's examples by n / (C * n_c), the
+    counts of the training split of ``record.data_dir``'s manifest (recorded in the config
+    with the other options).
     """
     steps = len(train) if steps_per_epoch is None else steps_per_epoch
+    weights = class_weights_for(options.class_weight, Path(record.data_dir), record.class_names)
+    if weights and verbose:
+        print(f"class weight {options.class_weight}: "
+              f"{describe_weights(weights, record.class_names)}")
     compile_for_training(model, len(record.class_names), options, schedule,
                          steps_per_epoch=steps, steps_per_execution=steps_per_execution)
     run = Run.create(models_dir, record.kind, run_name)
     run.write_record(record)
-    train_evaluate_plot(model, run, train, evaluation, options, verbose, callbacks=callbacks)
+    train_evaluate_plot(model, run, train, evaluation, options, verbose, callbacks=callbacks,
+                        class_weight=weights)
     return run

@@ -17,7 +17,7 @@ from pipeline.data.defaults import DATA_ROOT, DEFAULT_DATA_DIR, DEFAULT_MODELS_D
 from pipeline.data.sizes import check_image_size
 from pipeline.errors import PipelineError
 from pipeline.system.paths import check_writable_folder
-from pipeline.training.options import TrainingOptions
+from pipeline.training.options import DEFAULT_CLASS_WEIGHT, TrainingOptions
 from pipeline.workflows.chapter.presets import (
     RECOMMENDED_BASE,
     STEP_EXTRACT,
@@ -63,8 +63,12 @@ class ChapterConfig:
     batch_size: int | None = None  # None: each workflow's
     seed: int = DEFAULT_SEED
     precision: str = "float32"
+    class_weight: str = DEFAULT_CLASS_WEIGHT  # none | balanced, every training step's
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
+    # The folder (or a step's run, or cached work) is held by a process the user knows is
+    # dead, though its pid looks alive: take it over (``processes.taking_over``).
+    take_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,38 @@ def check_config(config: ChapterConfig) -> None:
     architecture(config.architecture)
     if config.views is not None and config.views < 0:
         raise PipelineError(f"`views` must be 0 or more, got {config.views}")
+    _check_split_to_prepare(config)
     # The options every step shares are checked as the steps will take them.
     TrainingOptions(batch_size=config.batch_size, seed=config.seed,
-                    precision=config.precision, strategy=config.strategy).validate()
+                    precision=config.precision, strategy=config.strategy,
+                    class_weight=config.class_weight).validate()
+
+
+def will_prepare(config: ChapterConfig) -> bool:
+    """Whether ``run`` prepares the dataset from ``source`` (it is not prepared yet)."""
+    return config.source is not None and not (Path(config.data_dir) / "manifest.json").is_file()
+
+
+def _check_split_to_prepare(config: ChapterConfig) -> None:
+    """Refuse, before preparing anything, a split that leaves validation empty: every
+    training step picks its best epoch on the validation split."""
+    if not will_prepare(config):
+        return
+    if config.split_sizes is not None and config.split_sizes[1] == 0:
+        field, shown = "split_sizes", " ".join(map(str, config.split_sizes))
+    elif config.split is not None and config.split_sizes is None:
+        from pipeline.data.splits import parse_fractions
+
+        if parse_fractions(config.split)["validation"] > 0:
+            return
+        field = "split"
+        shown = config.split if isinstance(config.split, str) else ",".join(
+            map(str, config.split))
+    else:
+        return
+    raise PipelineError(f"`{field}` {shown}: no validation photos, but every training step "
+                        "needs a validation split (it keeps the best epoch on it); give "
+                        f"`{field}` a validation share above 0")
 
 
 def make_plan(config: ChapterConfig, train_images: int) -> Plan:

@@ -17,13 +17,13 @@ Python users call ``run_chapter(ChapterConfig(...))`` with the options of ``pyth
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from pipeline.runs.chapter_record import (
     read_record,
     save_record,
 )
-from pipeline.system import interrupts
+from pipeline.system import interrupts, processes
 from pipeline.training.config import config_to_dict
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.chapter.plan import (
@@ -45,6 +45,7 @@ from pipeline.workflows.chapter.plan import (
     check_config,
     default_run_name,
     make_plan,
+    will_prepare,
     with_data_dir,
 )
 from pipeline.workflows.chapter.presets import (
@@ -54,6 +55,15 @@ from pipeline.workflows.chapter.presets import (
     STEP_FINETUNE,
     STEP_SCRATCH,
     STEP_SCRATCH_AUGMENT,
+    TRAINING_STEPS,
+)
+from pipeline.workflows.chapter.result import (
+    EVALUATION_FOLDER,
+    EVALUATION_SPLIT,
+    NO_TEST_SPLIT,
+    ChapterResult,
+    StepResult,
+    step_test_accuracy,
 )
 from pipeline.workflows.extract.config import ExtractConfig
 from pipeline.workflows.finetune.config import FinetuneConfig
@@ -77,41 +87,7 @@ __all__ = [
     "step_digest",
 ]
 
-EVALUATION_SPLIT = "test"
 AUGMENTED_DROPOUT = 0.5  # the book's dropout for the augmented scratch convnet
-
-
-@dataclass(frozen=True)
-class StepResult:
-    name: str
-    path: Path
-    status: str
-    skipped: bool
-    seconds: float | None
-    test_accuracy: float | None
-
-
-@dataclass(frozen=True)
-class ChapterResult:
-    """What ``run_chapter`` did: the parent folder, the plan, each step, the report."""
-
-    path: Path
-    plan: Plan
-    steps: tuple[StepResult, ...]
-    report: tuple[Path, ...] = ()
-
-    def summary(self) -> str:
-        from pipeline.report.table import duration, percent
-
-        lines = [f"run: {self.path}", f"  plan ({self.plan.decided_by}): {self.plan.reason}",
-                 f"  {'step':<16} {'test accuracy':>13} {'wall time':>12}  folder"]
-        for step in self.steps:
-            took = "—" if step.seconds is None else duration(step.seconds)
-            note = " (done before)" if step.skipped else ""
-            lines.append(f"  {step.name:<16} {percent(step.test_accuracy):>13} {took:>12}  "
-                         f"{step.path}{note}")
-        lines += [f"  report: {path}" for path in self.report]
-        return "\n".join(lines)
 
 
 # -- the chapter ------------------------------------------------------------------------------
@@ -139,15 +115,24 @@ def run_chapter(
     """
     config = with_data_dir(config)
     check_config(config)
+    with processes.taking_over() if config.take_over else contextlib.nullcontext():
+        return _run_chapter(config, verbose, callbacks)
+
+
+def _run_chapter(config: ChapterConfig, verbose, callbacks: Sequence[Any]) -> ChapterResult:
     manifest = _prepared(config)
     plan = make_plan(config, sum(manifest["counts"]["train"].values()))
+    _check_splits(Path(config.data_dir), manifest, plan)
     parent = config.models_dir / (config.run_name or default_run_name(config))
+    no_test = not sum(manifest["counts"].get(EVALUATION_SPLIT, {}).values())
     if verbose:
         from pipeline.data.naming import dataset_line
 
         print(f"dataset: {dataset_line(Path(config.data_dir), manifest)}")
         print(f"plan ({plan.decided_by}): {plan.reason}")
         print(f"steps: {', '.join(plan.steps)}; folder: {parent}")
+        if STEP_EVALUATE in plan.steps and no_test:
+            print(f"evaluate: will be skipped ({NO_TEST_SPLIT})")
     record = _open_record(parent, config, plan)
     results = []
     with interrupts.signals_stop():  # SIGTERM stops like Ctrl-C
@@ -155,10 +140,14 @@ def run_chapter(
             for step in (s for s in plan.steps if s != STEP_EVALUATE):
                 results.append(_train_step(step, parent, record, config, plan, manifest,
                                            verbose, callbacks))
-            if STEP_EVALUATE in plan.steps:
+            if STEP_EVALUATE in plan.steps and no_test:
+                record.steps[STEP_EVALUATE] = StepRecord(status="skipped", reason=NO_TEST_SPLIT)
+                if verbose:
+                    print(f"== evaluate: skipped ({NO_TEST_SPLIT})")
+            elif STEP_EVALUATE in plan.steps:
                 for step in (s for s in plan.steps if s != STEP_EVALUATE):
                     _evaluate_step(step, parent, record, verbose)
-                record.steps[STEP_EVALUATE].status = "completed"
+                record.steps[STEP_EVALUATE] = StepRecord(status="completed")
         except KeyboardInterrupt:
             save_record(parent, record, status="interrupted")
             raise
@@ -167,9 +156,23 @@ def run_chapter(
             raise
     report = _write_report(parent, plan, record) if config.report else ()
     save_record(parent, record, status="completed", report=str(report[0]) if report else None)
-    steps = tuple(dataclasses.replace(result, test_accuracy=_test_accuracy(result.path))
+    steps = tuple(dataclasses.replace(result, test_accuracy=step_test_accuracy(result.path))
                   for result in results)
-    return ChapterResult(parent, plan, steps, report)
+    evaluate = record.steps.get(STEP_EVALUATE)
+    skipped = (f"skipped ({evaluate.reason})" if evaluate is not None
+               and evaluate.status == "skipped" else None)
+    return ChapterResult(parent, plan, steps, report, evaluation=skipped)
+
+
+def _check_splits(data_dir: Path, manifest: dict, plan: Plan) -> None:
+    """Refuse, before anything trains, a dataset without validation photos: every training
+    step keeps its best epoch by the validation split."""
+    if any(step in TRAINING_STEPS for step in plan.steps) and \
+            not sum(manifest["counts"].get("validation", {}).values()):
+        raise PipelineError(f"{data_dir}: the validation split is empty, but every training "
+                            "step needs one (it keeps the best epoch on it); prepare the "
+                            "dataset again with validation photos (`python cli.py data "
+                            "prepare --force`)")
 
 
 def _prepared(config: ChapterConfig) -> dict:
@@ -177,7 +180,7 @@ def _prepared(config: ChapterConfig) -> dict:
     from pipeline.data.manifest import require_prepared
 
     data_dir = Path(config.data_dir)
-    if config.source is not None and not (data_dir / "manifest.json").is_file():
+    if will_prepare(config):
         from pipeline.data.prepare import PrepareConfig, prepare_dataset
 
         train, validation, test = config.split_sizes or (None, None, None)
@@ -192,8 +195,17 @@ def _prepared(config: ChapterConfig) -> dict:
 
 
 def _open_record(parent: Path, config: ChapterConfig, plan: Plan) -> ChapterRecord:
+    """The folder's record, made or read, marked running by this process. A folder another
+    live process is running is refused: its steps' folders would be discarded as half made."""
+    me = processes.describe()
     if is_chapter(parent):
         record = read_record(parent)
+        other = record.process
+        if record.status == "running" and other not in (None, me) and \
+                not processes.may_take_over(other):
+            raise PipelineError(f"{parent}: `run` is at work in it right now (process {other});"
+                                " wait for it to finish, or choose another `run_name`; "
+                                + processes.take_over_hint(f"process {other}"))
     elif parent.is_dir() and any(parent.iterdir()):
         raise PipelineError(f"{parent}: exists and is not a `run` folder; choose another "
                             "`run_name`")
@@ -204,7 +216,7 @@ def _open_record(parent: Path, config: ChapterConfig, plan: Plan) -> ChapterReco
     record.config = config_to_dict(config)
     for step in plan.steps:
         record.steps.setdefault(step, StepRecord())
-    save_record(parent, record, status="running")
+    save_record(parent, record, status="running", process=me)
     return record
 
 
@@ -225,6 +237,7 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
     training = TrainingOptions(
         batch_size=config.batch_size, epochs=plan.epochs.get(step, TrainingOptions.epochs),
         seed=config.seed, precision=config.precision, strategy=config.strategy,
+        class_weight=config.class_weight,
     ).with_defaults(workflow.TRAINING_DEFAULTS)
     common = dict(models_dir=parent, run_name=step, training=training)
     features_dir = Path(config.models_dir) / "features"  # one cache for every run folder
@@ -260,6 +273,11 @@ def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = N
 
     document = {"config": config_to_dict(workflow_config), "data": manifest_checksum(manifest),
                 "depends_on": depends_on}
+    training = document["config"].get("training", {})
+    counts = set(manifest.get("counts", {}).get("train", {}).values())
+    if training.get("class_weight") == "none" or len(counts) <= 1:
+        # No weights: the same training as before the option existed, so the same digest.
+        training.pop("class_weight", None)
     if legacy and isinstance(workflow_config, FinetuneConfig):
         document["config"].update(_old_finetune_fields(workflow_config))
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
@@ -350,29 +368,15 @@ def _evaluate_step(step: str, parent: Path, record: ChapterRecord, verbose) -> N
     from pipeline.evaluation.evaluate import METRICS_FILE, evaluate_run
 
     state = record.steps[step]
-    out = parent / step / f"evaluation-{EVALUATION_SPLIT}"
+    out = parent / step / EVALUATION_FOLDER
     if state.evaluated == state.digest and (out / METRICS_FILE).is_file():
         return
-    from pipeline.data.manifest import require_prepared
-
-    manifest = require_prepared(Path(record.data_dir))
-    if not sum(manifest["counts"].get(EVALUATION_SPLIT, {}).values()):
-        return  # no test photos: nothing to evaluate on
     started = time.monotonic()
     evaluation = evaluate_run(parent / step, EVALUATION_SPLIT, out_dir=out, top_wrong=16)
     if verbose:
         print(f"== evaluate {step}: test accuracy {evaluation.metrics['accuracy']:.4f}")
     state.evaluated, state.evaluation_seconds = state.digest, time.monotonic() - started
     save_record(parent, record)
-
-
-def _test_accuracy(folder: Path) -> float | None:
-    from pipeline.runs.folder import Run
-
-    if not _completed(folder):
-        return None
-    value = Run(folder).read_metrics().get(EVALUATION_SPLIT, {}).get("accuracy")
-    return None if value is None else float(value)
 
 
 def _write_report(parent: Path, plan: Plan, record: ChapterRecord) -> tuple[Path, ...]:
