@@ -22,10 +22,12 @@ from pipeline.commands.options import (
     take_over_option,
 )
 from pipeline.devices.strategies import STRATEGIES
+from pipeline.errors import PipelineError
 from pipeline.training.options import CLASS_WEIGHT_REASON, CLASS_WEIGHTS, PRECISIONS
-from pipeline.workflows.chapter.plan import ChapterConfig
+from pipeline.workflows.chapter.plan import ChapterConfig, format_duration, parse_duration
 from pipeline.workflows.chapter.presets import (
     ALL,
+    DEFAULT_BUDGET_SECONDS,
     MEDIUM_DATASET,
     PRESETS,
     SMALL_DATASET,
@@ -34,6 +36,20 @@ from pipeline.workflows.chapter.presets import (
 )
 
 CHAPTER = field_defaults(ChapterConfig)
+
+
+class Duration(click.ParamType):
+    """``10m``, ``1h``, ``90s`` or ``600`` (seconds) -> seconds."""
+
+    name = "TIME"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, (int, float)):
+            return value
+        try:
+            return parse_duration(value)
+        except PipelineError as error:
+            self.fail(str(error), param, ctx)
 
 
 class StepEpochs(click.ParamType):
@@ -110,6 +126,12 @@ def _presets_help() -> str:
     option("--steps", type=StepList(), default=CHAPTER["steps"], show_default=False,
            help=f"Comma-separated steps among {', '.join(STEPS)}, or {ALL} (default: the "
                 "preset's, else the rule of thumb's)."),
+    option("--budget", type=Duration(), default=CHAPTER["budget"], show_default=False,
+           help="Time for the whole run, e.g. 10m, 1h or 900s: a training step stops "
+                "before an epoch that would not fit (its best epoch is kept), and a step not "
+                "begun when it is spent is skipped. Default: "
+                f"{format_duration(DEFAULT_BUDGET_SECONDS)} when the rule of thumb fine-tunes "
+                "the whole base, else no limit."),
     section="Steps",
 )
 @add_options(
@@ -181,8 +203,9 @@ run.help = inspect.cleandoc(run.help or "") + (
     "\n\nWithout --preset, --steps or --unfreeze, the number of training images "
     "chooses how much of the conv base trains (the transfer-learning rule of thumb):"
     "\n\n\b\n"
-    f"  fewer than {SMALL_DATASET:,}: a small dataset; the whole base stays frozen, extract only\n"
-    f"  (features cached);\n"
+    f"  fewer than {SMALL_DATASET:,}: a small dataset; extract (features cached), then fine-tune\n"
+    f"  the whole base under augmentation within --budget, keeping the step that validates\n"
+    f"  better (the head alone: --steps extract,evaluate);\n"
     f"  fewer than {MEDIUM_DATASET:,}: a medium dataset; extract, then fine-tune the top block;\n"
     f"  {MEDIUM_DATASET:,} or more: a large dataset; extract, then fine-tune the whole base.\n"
     "The choice and its reason are printed and recorded in chapter.json."

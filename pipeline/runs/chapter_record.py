@@ -49,6 +49,8 @@ class ChapterRecord:
     updated: str | None = None
     report: str | None = None
     process: str | None = None  # the process running it (``processes.describe``)
+    kept: str | None = None  # the step kept, when ``run`` tried several (by validation)
+    kept_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -134,3 +134,35 @@ class ScalarLogs(keras.callbacks.Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch past which the next one would end beyond ``deadline``
+    (``time.monotonic()`` seconds), judged by the longest epoch so far.
+
+    Why after, not during, an epoch: a stop between epochs is an ordinary early stop (the run
+    completes, its best epoch by validation is kept), never a half-trained epoch.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.longest = 0.0
+        self.stopped_after: int | None = None  # the last epoch trained, when it stopped
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self._started)
+        if now + self.longest > self.deadline and not self.model.stop_training:
+            self.model.stop_training = True
+            self.stopped_after = epoch + 1
+            print(f"time budget: stopping after epoch {epoch + 1} (another would end "
+                  f"{now + self.longest - self.deadline:.0f} s past it)")

@@ -62,7 +62,7 @@ def _mtime(path: Path) -> int:
 
 
 @pytest.mark.parametrize(("images", "steps", "unfreeze"), [
-    (2_000, (STEP_EXTRACT, STEP_EVALUATE), None),
+    (2_000, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all"),
     (SMALL_DATASET, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "top"),
     (MEDIUM_DATASET, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all"),
 ])

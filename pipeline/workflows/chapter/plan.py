@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.system.paths import check_writable_folder
 from pipeline.training.options import DEFAULT_CLASS_WEIGHT, TrainingOptions
 from pipeline.workflows.chapter.presets import (
+    DEFAULT_BUDGET_SECONDS,
     RECOMMENDED_BASE,
     STEP_EXTRACT,
     STEP_FINETUNE,
@@ -66,6 +67,9 @@ class ChapterConfig:
     class_weight: str = DEFAULT_CLASS_WEIGHT  # none | balanced, every training step's
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
+    # Seconds for the whole run: training stops before an epoch would pass it. None: 15
+    # minutes when the rule of thumb tries fine-tuning the whole base, else no limit.
+    budget: float | None = None
     # The folder (or a step's run, or cached work) is held by a process the user knows is
     # dead, though its pid looks alive: take it over (``processes.taking_over``).
     take_over: bool = False
@@ -84,6 +88,9 @@ class Plan:
     views: int | None  # None: the workflows' default
     decided_by: str  # "preset cpu-quick", "steps/unfreeze given", "rule of thumb"
     reason: str
+    # The rule of thumb tries fine-tuning the whole base (``presets.WHOLE_BASE``) and keeps
+    # the step that validates better.
+    keep_best: bool = False
 
 
 def with_data_dir(config: ChapterConfig) -> ChapterConfig:
@@ -100,6 +107,27 @@ def with_data_dir(config: ChapterConfig) -> ChapterConfig:
 
     name = default_dataset_name(scan_photos(Path(config.source)))
     return dataclasses.replace(config, data_dir=DATA_ROOT / name)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """``10m``, ``1h``, ``90s`` or ``600`` (seconds) in seconds."""
+    cleaned = str(text).strip().lower()
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in _UNITS else (cleaned, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise PipelineError(f"`budget` {text!r}: give a time such as 10m, 1h or 900s")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``parse_duration``'s inverse, for help and messages: 15m, 90s."""
+    return f"{seconds / 60:g}m" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g}s"
 
 
 def default_run_name(config: ChapterConfig) -> str:
@@ -129,6 +157,9 @@ def check_config(config: ChapterConfig) -> None:
     architecture(config.architecture)
     if config.views is not None and config.views < 0:
         raise PipelineError(f"`views` must be 0 or more, got {config.views}")
+    if config.budget is not None and not 0 < config.budget < float("inf"):
+        raise PipelineError(f"`budget` must be a positive number of seconds (None: the "
+                            f"default), got {config.budget}")
     _check_split_to_prepare(config)
     # The options every step shares are checked as the steps will take them.
     TrainingOptions(batch_size=config.batch_size, seed=config.seed,
@@ -163,6 +194,14 @@ def _check_split_to_prepare(config: ChapterConfig) -> None:
                         f"`{field}` a validation share above 0")
 
 
+def run_budget(config: ChapterConfig, plan: Plan) -> float | None:
+    """The seconds the run may take: the user's, else ``DEFAULT_BUDGET_SECONDS`` when the rule
+    of thumb tries fine-tuning the whole base; None: no limit (presets, steps given)."""
+    if config.budget is not None:
+        return config.budget
+    return DEFAULT_BUDGET_SECONDS if plan.keep_best else None
+
+
 def make_plan(config: ChapterConfig, train_images: int) -> Plan:
     """The steps, base, size, epochs and unfreezing: given > preset > rule of thumb."""
     preset = get_preset(config.preset) if config.preset else None
@@ -192,6 +231,7 @@ def make_plan(config: ChapterConfig, train_images: int) -> Plan:
         augment=_given_or_preset(config.augment, preset.augment if preset else None),
         views=_given_or_preset(config.views, preset.views if preset else None),
         decided_by=decided_by, reason=reason,
+        keep_best=decided_by == "rule of thumb" and choice.keep_best,
     )
 
 

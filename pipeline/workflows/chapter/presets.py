@@ -105,15 +105,40 @@ class Choice:
     steps: tuple[str, ...]
     unfreeze: str | None  # None: no fine-tuning
     reason: str
+    keep_best: bool = False  # fine-tuning is tried: the step that validates better is kept
+
+
+@dataclass(frozen=True)
+class WholeBaseRecipe:
+    """How ``run`` fine-tunes the whole base of a small dataset after extraction.
+
+    Measured on Oxford 17 Flowers (split 0.6,0.2,0.2, EfficientNet-Lite1 at 240 px, two
+    seeds; docs/results.md): validation 94.5% -> 95.6% and 95.2% -> 96.3% over extraction,
+    with BatchNormalization frozen in inference mode, augmentation on the fly, Adam at 1e-4
+    with a one-epoch warm-up and cosine decay, six epochs; the best epoch by validation loss.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    epochs: int = 6
+    views: int = 0  # augmentation on the fly, through the whole model
+
+
+WHOLE_BASE = WholeBaseRecipe()
+# `run`'s time budget when the user sets none: the whole-base epochs stop before it runs out.
+DEFAULT_BUDGET_SECONDS = 15 * 60
 
 
 def rule_of_thumb(train_images: int) -> Choice:
     """How much of the conv base to train for ``train_images`` training images."""
     if train_images < SMALL_DATASET:
-        return Choice((STEP_EXTRACT, STEP_EVALUATE), None,
+        return Choice((STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all",
                       f"{train_images:,} training images < {SMALL_DATASET:,}: a small dataset; "
-                      "the whole conv base stays frozen and the head trains on its cached "
-                      "features")
+                      "the head trains on the frozen base's cached features, then the whole "
+                      "base is fine-tuned under augmentation while the time budget lasts, and "
+                      "the step that validates better is kept", keep_best=True)
     if train_images < MEDIUM_DATASET:
         return Choice((STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "top",
                       f"{SMALL_DATASET:,} <= {train_images:,} training images < "
@@ -126,6 +151,7 @@ def rule_of_thumb(train_images: int) -> Choice:
 
 def rule_of_thumb_help() -> str:
     return (f"without --preset, --steps or --unfreeze, the training images decide: fewer than "
-            f"{SMALL_DATASET:,}: extract only (base frozen, cached features); fewer than "
+            f"{SMALL_DATASET:,}: extract (base frozen, cached features), then fine-tune the "
+            "whole base within --budget, keeping the step that validates better; fewer than "
             f"{MEDIUM_DATASET:,}: extract, then fine-tune the top block; more: extract, then "
             "fine-tune the whole base")

@@ -19,6 +19,7 @@ from pipeline.workflows.chapter.plan import Plan
 EVALUATION_SPLIT = "test"
 EVALUATION_FOLDER = f"evaluation-{EVALUATION_SPLIT}"
 NO_TEST_SPLIT = "no test split: nothing to evaluate"  # why the evaluate step is skipped
+BUDGET_SPENT = "the time budget was spent (--budget)"  # why a training step is skipped
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ChapterResult:
     steps: tuple[StepResult, ...]
     report: tuple[Path, ...] = ()
     evaluation: str | None = None
+    kept: str | None = None  # the step kept and why, when the plan tried several
 
     def summary(self) -> str:
         from pipeline.report.table import duration, percent
@@ -57,6 +59,8 @@ class ChapterResult:
                          f"{step.path}{note}")
         if self.evaluation:
             lines.append(f"  evaluate: {self.evaluation}")
+        if self.kept:
+            lines.append(f"  kept: {self.kept}")
         lines += [f"  report: {path}" for path in self.report]
         return "\n".join(lines)
 

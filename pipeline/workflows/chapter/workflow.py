@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -38,13 +36,15 @@ from pipeline.runs.chapter_record import (
 )
 from pipeline.system import interrupts, processes
 from pipeline.training.config import config_to_dict
-from pipeline.training.options import TrainingOptions
+from pipeline.workflows.chapter.choosing import keep_better
 from pipeline.workflows.chapter.plan import (
     ChapterConfig,
     Plan,
     check_config,
     default_run_name,
+    format_duration,
     make_plan,
+    run_budget,
     will_prepare,
     with_data_dir,
 )
@@ -58,6 +58,7 @@ from pipeline.workflows.chapter.presets import (
     TRAINING_STEPS,
 )
 from pipeline.workflows.chapter.result import (
+    BUDGET_SPENT,
     EVALUATION_FOLDER,
     EVALUATION_SPLIT,
     NO_TEST_SPLIT,
@@ -65,9 +66,7 @@ from pipeline.workflows.chapter.result import (
     StepResult,
     step_test_accuracy,
 )
-from pipeline.workflows.extract.config import ExtractConfig
-from pipeline.workflows.finetune.config import FinetuneConfig
-from pipeline.workflows.scratch.config import ScratchConfig
+from pipeline.workflows.chapter.steps import step_config, step_digest
 
 # Re-exported: callers of ``run`` import its config, plan and record from here as well.
 __all__ = [
@@ -86,9 +85,6 @@ __all__ = [
     "step_config",
     "step_digest",
 ]
-
-AUGMENTED_DROPOUT = 0.5  # the book's dropout for the augmented scratch convnet
-
 
 # -- the chapter ------------------------------------------------------------------------------
 
@@ -135,17 +131,34 @@ def _run_chapter(config: ChapterConfig, verbose, callbacks: Sequence[Any]) -> Ch
             print(f"evaluate: will be skipped ({NO_TEST_SPLIT})")
     record = _open_record(parent, config, plan)
     results = []
+    from pipeline.training.callbacks import TimeBudget  # Keras: only once training is ahead
+
+    budget = run_budget(config, plan)
+    deadline = None if budget is None else time.monotonic() + budget
+    if verbose and budget is not None:
+        print(f"time budget: {format_duration(budget)}")
     with interrupts.signals_stop():  # SIGTERM stops like Ctrl-C
         try:
             for step in (s for s in plan.steps if s != STEP_EVALUATE):
+                if deadline is not None and results and time.monotonic() >= deadline:
+                    record.steps[step] = StepRecord(status="skipped", reason=BUDGET_SPENT)
+                    if verbose:
+                        print(f"== {step}: skipped ({BUDGET_SPENT})")
+                    continue
+                timed = (*callbacks, TimeBudget(deadline)) if deadline is not None else callbacks
                 results.append(_train_step(step, parent, record, config, plan, manifest,
-                                           verbose, callbacks))
+                                           verbose, timed))
+            trained = {r.name for r in results if r.status == "completed"}
+            if plan.keep_best:
+                record.kept, record.kept_reason = keep_better(parent, trained)
+                if verbose:
+                    print(f"kept: {record.kept} ({record.kept_reason})")
             if STEP_EVALUATE in plan.steps and no_test:
                 record.steps[STEP_EVALUATE] = StepRecord(status="skipped", reason=NO_TEST_SPLIT)
                 if verbose:
                     print(f"== evaluate: skipped ({NO_TEST_SPLIT})")
             elif STEP_EVALUATE in plan.steps:
-                for step in (s for s in plan.steps if s != STEP_EVALUATE):
+                for step in (s for s in plan.steps if s in trained):
                     _evaluate_step(step, parent, record, verbose)
                 record.steps[STEP_EVALUATE] = StepRecord(status="completed")
         except KeyboardInterrupt:
@@ -161,7 +174,8 @@ def _run_chapter(config: ChapterConfig, verbose, callbacks: Sequence[Any]) -> Ch
     evaluate = record.steps.get(STEP_EVALUATE)
     skipped = (f"skipped ({evaluate.reason})" if evaluate is not None
                and evaluate.status == "skipped" else None)
-    return ChapterResult(parent, plan, steps, report, evaluation=skipped)
+    kept = None if record.kept is None else f"{record.kept} ({record.kept_reason})"
+    return ChapterResult(parent, plan, steps, report, evaluation=skipped, kept=kept)
 
 
 def _check_splits(data_dir: Path, manifest: dict, plan: Plan) -> None:
@@ -221,74 +235,6 @@ def _open_record(parent: Path, config: ChapterConfig, plan: Plan) -> ChapterReco
 
 
 # -- one step ---------------------------------------------------------------------------------
-
-
-def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
-    """The workflow config that trains ``step`` into ``parent/<step>``.
-
-    The learning rate and batch size are the workflow's own (``TRAINING_DEFAULTS``), filled in
-    here as the steps' digests have always held them.
-    """
-    from pipeline.models.scratch import architecture
-
-    workflow = {STEP_SCRATCH: ScratchConfig, STEP_SCRATCH_AUGMENT: ScratchConfig,
-                STEP_EXTRACT: ExtractConfig, STEP_EXTRACT_AUGMENT: ExtractConfig,
-                STEP_FINETUNE: FinetuneConfig}[step]
-    training = TrainingOptions(
-        batch_size=config.batch_size, epochs=plan.epochs.get(step, TrainingOptions.epochs),
-        seed=config.seed, precision=config.precision, strategy=config.strategy,
-        class_weight=config.class_weight,
-    ).with_defaults(workflow.TRAINING_DEFAULTS)
-    common = dict(models_dir=parent, run_name=step, training=training)
-    features_dir = Path(config.models_dir) / "features"  # one cache for every run folder
-    views = {"views": plan.views} if plan.views is not None else {}
-    if step in (STEP_SCRATCH, STEP_SCRATCH_AUGMENT):
-        # A preset's size is its conv base's: the scratch model keeps its own unless given.
-        augment = step == STEP_SCRATCH_AUGMENT
-        model = architecture(config.architecture)
-        return ScratchConfig(data_dir=Path(config.data_dir), architecture=model.name,
-                             image_size=config.image_size or model.image_size, augment=augment,
-                             dropout=AUGMENTED_DROPOUT if augment else 0.0, **common)
-    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT):
-        augment = step == STEP_EXTRACT_AUGMENT
-        extra = {"base": plan.base} if plan.base else {}
-        return ExtractConfig(data_dir=Path(config.data_dir), weights=config.weights,
-                             image_size=plan.image_size, augment=augment,
-                             features_dir=features_dir, **(views if augment else {}), **extra,
-                             **common)
-    extra = {"augment": plan.augment} if plan.augment is not None else {}
-    return FinetuneConfig(source_run=parent / STEP_EXTRACT, unfreeze=plan.unfreeze,
-                          features_dir=features_dir, **views, **extra, **common)
-
-
-def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = None, *,
-                legacy: bool = False) -> str:
-    """sha256 of what a step's result depends on: its config, the data, the step before.
-
-    ``legacy``: as digested before ``augment`` and ``views`` of fine-tuning took the meaning
-    they have in ``extract`` (``views`` 0 was "no augmentation"), so a step done then with
-    what is the same training now is still found done.
-    """
-    from pipeline.data.manifest import manifest_checksum
-
-    document = {"config": config_to_dict(workflow_config), "data": manifest_checksum(manifest),
-                "depends_on": depends_on}
-    training = document["config"].get("training", {})
-    counts = set(manifest.get("counts", {}).get("train", {}).values())
-    if training.get("class_weight") == "none" or len(counts) <= 1:
-        # No weights: the same training as before the option existed, so the same digest.
-        training.pop("class_weight", None)
-    if legacy and isinstance(workflow_config, FinetuneConfig):
-        document["config"].update(_old_finetune_fields(workflow_config))
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
-
-
-def _old_finetune_fields(config: FinetuneConfig) -> dict[str, Any]:
-    """Fine-tuning's ``augment`` and ``views`` in their old meaning: ``views`` cached views
-    (0: no augmentation), ``augment`` the exact path."""
-    if not config.augment:
-        return {"augment": False, "views": 0}
-    return {"augment": config.views == 0, "views": config.views}
 
 
 def _train_step(step: str, parent: Path, record: ChapterRecord, config: ChapterConfig, plan: Plan,
