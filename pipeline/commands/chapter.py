@@ -23,7 +23,12 @@ from pipeline.commands.options import (
 )
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
-from pipeline.training.options import CLASS_WEIGHT_REASON, CLASS_WEIGHTS, PRECISIONS
+from pipeline.training.options import (
+    CLASS_WEIGHT_REASON,
+    CLASS_WEIGHTS,
+    PRECISION_HELP,
+    PRECISIONS,
+)
 from pipeline.workflows.chapter.plan import ChapterConfig, format_duration, parse_duration
 from pipeline.workflows.chapter.presets import (
     ALL,
@@ -96,6 +101,12 @@ def _presets_help() -> str:
            help="Folder of photos to prepare the dataset from when --data is not prepared yet "
                 "(one sub-folder per class; train/, val/, test/ of those; a flat folder with "
                 "its labels.csv; Kaggle train/ or PetImages: see `data prepare`)."),
+    option("--labels", type=PathType, default=CHAPTER["labels"],
+           help="When preparing a flat folder: the CSV naming each photo's label (default: "
+                "the folder's only CSV; see `data prepare`)."),
+    option("--labels-columns", default=CHAPTER["labels_columns"], metavar="FILE,LABEL",
+           help="The CSV's columns holding the file names and the labels (default: from "
+                "its header)."),
     section="Data",
 )
 @dataset_option(CHAPTER["data_dir"], "Prepared dataset folder, made from --source when missing "
@@ -175,7 +186,7 @@ def _presets_help() -> str:
 )
 @add_options(
     option("--precision", default=CHAPTER["precision"], type=click.Choice(PRECISIONS),
-           help="mixed: float16 on a GPU, bfloat16 on a CPU."),
+           help=PRECISION_HELP),
     option("--strategy", default=CHAPTER["strategy"], type=click.Choice(STRATEGIES),
            help="Devices of every training step: auto (all local GPUs when there are several), "
                 "one, mirrored, multiworker (TF_CONFIG). --batch-size is global, split across "

@@ -54,6 +54,7 @@ from pipeline.data.splits import (
     split_rule,
 )
 from pipeline.errors import PipelineError
+from pipeline.system import interrupts
 from pipeline.system.paths import check_name, check_writable_folder, child_path
 
 __all__ = ["PrepareConfig", "PrepareResult", "StderrProgress", "file_sha256", "prepare_dataset"]
@@ -118,6 +119,9 @@ class PrepareResult:
     named: str = ""  # where the dataset's name came from, when none was given
     drawn: tuple[str, ...] = ()  # splits a pre-split source lacked, drawn from its train/
     labels: Path | None = None  # the CSV the labels came from
+    # A stop (Ctrl-C, SIGTERM) that came once the dataset was in place: told in ``notes``, not
+    # raised, as the dataset is complete; a caller with more work to do (``run``) raises it.
+    stop: KeyboardInterrupt | None = field(default=None, repr=False)
 
     def summary(self, max_skipped: int = 20) -> str:
         """A few lines for the terminal: the split, counts per split and class, what was
@@ -183,37 +187,59 @@ def prepare_dataset(config: PrepareConfig, progress: bool = True) -> PrepareResu
     skipped = [*scan.ignored, *chosen.bad]
     classes = list(scan.classes)
     drawn_at_random = rule.fractions is not None or rule.shuffle
-    with building(dataset_dir, config.force, notes=notes) as partial:
-        entries, stats = _write_picks(chosen.picks, scan.source, partial, config.link, progress)
-        manifest = build_manifest(
-            source=shown(source),
-            layout=scan.layout,
-            selection=_selection_name(scan.given is not None, rule),
-            seed=config.seed if drawn_at_random else None,
-            requested=rule.counts,
-            fractions=rule.fractions,
-            classes=classes,
-            splits=entries,
-            skipped=[(_relative_name(path, scan.source), reason) for path, reason in skipped],
-            link=config.link,
-        )
-        write_manifest(partial, manifest)
-    return PrepareResult(
-        dataset_dir=dataset_dir,
-        manifest_path=dataset_dir / MANIFEST_NAME,
-        layout=scan.layout,
-        classes=classes,
-        counts=manifest["counts"],
-        skipped=skipped,
-        checked=chosen.checked,
-        replaced=replacing,
-        notes=notes,
-        split=_split_words(scan.given, chosen.drawn, rule, scan.layout),
-        named="" if config.name else _why_named(scan.layout),
-        drawn=chosen.drawn,
-        labels=scan.labels,
-        **stats,
-    )
+    written = b""  # the new manifest's bytes: in ``dataset_dir`` they prove it is in place
+    try:
+        with building(dataset_dir, config.force, notes=notes) as partial:
+            entries, stats = _write_picks(chosen.picks, scan.source, partial, config.link,
+                                          progress)
+            manifest = build_manifest(
+                source=shown(source),
+                layout=scan.layout,
+                selection=_selection_name(scan.given is not None, rule),
+                seed=config.seed if drawn_at_random else None,
+                requested=rule.counts,
+                fractions=rule.fractions,
+                classes=classes,
+                splits=entries,
+                skipped=[(_relative_name(path, scan.source), reason) for path, reason in skipped],
+                link=config.link,
+            )
+            write_manifest(partial, manifest)
+            result = PrepareResult(
+                dataset_dir=dataset_dir,
+                manifest_path=dataset_dir / MANIFEST_NAME,
+                layout=scan.layout,
+                classes=classes,
+                counts=manifest["counts"],
+                skipped=skipped,
+                checked=chosen.checked,
+                replaced=replacing,
+                notes=notes,
+                split=_split_words(scan.given, chosen.drawn, rule, scan.layout),
+                named="" if config.name else _why_named(scan.layout),
+                drawn=chosen.drawn,
+                labels=scan.labels,
+                **stats,
+            )
+            written = (partial / MANIFEST_NAME).read_bytes()  # last: ``result`` is made
+    except KeyboardInterrupt as stop:
+        if not _holds(dataset_dir / MANIFEST_NAME, written):
+            raise
+        # The stop came after the new dataset was in place (between placing it and returning
+        # here): there is nothing left to undo, so it is the outcome, told, not a failure.
+        interrupts.handled()
+        notes.append(f"stopped ({interrupts.describe(stop)}) once the new dataset was in place; "
+                     "it is complete")
+        result.stop = stop
+    return result
+
+
+def _holds(path: Path, content: bytes) -> bool:
+    """Whether ``path`` holds exactly ``content`` (and ``content`` is not empty)."""
+    try:
+        return bool(content) and path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _selection_name(given: bool, rule: SplitRule) -> str:

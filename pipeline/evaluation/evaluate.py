@@ -64,7 +64,8 @@ class Evaluation:
         m = self.metrics
         auc = f"  ROC AUC {m['roc_auc']:.4f}" if m.get("roc_auc") is not None else ""
         tta = f", mean over {m['tta']} test-time views" if m.get("tta", 1) > 1 else ""
-        lines = [f"{m['run']} ({m['model']}) on {m['split']}, {m['count']} images{tta}:",
+        of = f" of {m['data_dir']}" if m.get("data_dir") else ""
+        lines = [f"{m['run']} ({m['model']}) on {m['split']}{of}, {m['count']} images{tta}:",
                  f"  loss {m['loss']:.4f}  accuracy {m['accuracy']:.4f}  balanced accuracy "
                  f"{m['balanced_accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}{auc}"]
         width = max([12, *map(len, m["per_class"])])
@@ -120,6 +121,7 @@ def evaluate_run(
         "run": loaded.run.name,
         "model": loaded.model_path.name,
         "split": split,
+        "data_dir": str(data_dir),
         "count": len(labels),
         "tta": tta,
         "loss": mean_loss(labels, outputs, loaded.num_classes),

@@ -326,7 +326,7 @@ class Run:
         """Where the run's results went and its headline numbers, for people."""
         record = self.record()
         lines = [f"run: {self.path}  ({record.status}, {record.epochs_run} epochs, "
-                 f"{record.precision})"]
+                 f"{record.precision})", f"  dataset: {record.data_dir}"]
         if record.stop_reason:
             lines.append(f"  {record.status}: {record.stop_reason}")
         if record.resumed:

@@ -3,6 +3,7 @@ stops it with a real signal at one chosen step, the way a user's Ctrl-C, ``kill`
 cut would land there. Not a test module: the fault tests start it with ``subprocess``.
 
     python prepare_driver.py <fault> <data prepare arguments...>
+    python prepare_driver.py <fault> run <run arguments...>
 
 The fault names the step and the signal. ``pause-while-writing`` stops the process
 (SIGSTOP) instead: it stays alive, holding its half-built dataset, until the test kills it.
@@ -77,6 +78,18 @@ def before_deleting_old() -> None:
     destination.remove_dataset = remove
 
 
+def after_placing(name: str) -> None:
+    """Signal once the new dataset is in place and the old one deleted: in the few steps
+    before ``prepare_dataset`` returns its result."""
+    original = destination._place
+
+    def place(*args, **kwargs):
+        original(*args, **kwargs)
+        _signal_self(name)
+
+    destination._place = place
+
+
 FAULTS = {
     "int-while-writing": lambda: on_third_copy("int"),
     "kill-while-writing": lambda: on_third_copy("kill"),
@@ -85,10 +98,16 @@ FAULTS = {
     "kill-before-deleting-old": before_deleting_old,
     "int-while-deleting-old": lambda: while_deleting_old("int"),
     "term-while-deleting-old": lambda: while_deleting_old("term"),
+    "int-after-placing": lambda: after_placing("int"),
+    "term-after-placing": lambda: after_placing("term"),
     "none": lambda: None,
 }
 
 
 if __name__ == "__main__":
     FAULTS[sys.argv[1]]()
+    if sys.argv[2:3] == ["run"]:  # `run --source ...`, which prepares first
+        from pipeline.cli import main
+
+        main(args=sys.argv[2:], prog_name="cli.py")
     data.main(args=["prepare", *sys.argv[2:]], prog_name="cli.py data")

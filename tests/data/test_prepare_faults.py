@@ -73,6 +73,39 @@ def test_a_stop_while_deleting_the_replaced_dataset_reports_it_prepared(replaced
     assert verify_dataset(data_root / "small", full=True).files == 14
 
 
+@pytest.mark.parametrize("stop", ["int", "term"])
+def test_a_stop_after_the_dataset_is_in_place_reports_it_prepared(replaced, stop):
+    """The stop lands after placing and deleting, before ``prepare_dataset`` returns."""
+    source, data_root = replaced
+    done = run_driver(f"{stop}-after-placing", source, data_root, "--train", "3", "--force")
+
+    assert done.returncode == 0, done.stderr
+    assert "interrupted" not in done.stderr and "terminated" not in done.stderr
+    assert f"prepared {data_root / 'small'}" in done.stdout
+    assert "once the new dataset was in place; it is complete" in done.stdout
+    assert read_manifest(data_root / "small")["requested"]["train"] == 3
+    assert verify_dataset(data_root / "small", full=True).files == 14
+    assert hidden(data_root) == []  # nothing left for a later run to clear
+
+
+def test_run_stopped_once_its_dataset_is_in_place_says_so_and_trains_nothing(tmp_path,
+                                                                             kaggle_source):
+    source, data_root, models = kaggle_source(per_class=10), tmp_path / "data", tmp_path / "m"
+    done = subprocess.run(
+        [sys.executable, str(DRIVER), "int-after-placing", "run", "--source", str(source),
+         "--data", str(data_root / "small"), "--models-dir", str(models), "--run-name", "ch",
+         "--split-sizes", "4", "2", "2", "--steps", "scratch", "--image-size", "48"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "interrupted"
+    assert f"prepared {data_root / 'small'}" in done.stdout
+    assert "once the new dataset was in place; it is complete" in done.stdout
+    assert verify_dataset(data_root / "small", full=True).files == 16
+    assert not (models / "ch").exists()  # no step was started
+
+
 def test_a_killed_build_is_removed_by_the_next_run(tmp_path, kaggle_source):
     source, data_root = kaggle_source(per_class=10), tmp_path / "data"
     done = run_driver("kill-while-writing", source, data_root, "--train", "4")
@@ -167,3 +200,28 @@ def test_leftovers_of_another_host_or_without_an_owner_are_left_alone_and_named(
     summary = result.summary()
     assert f"left alone: {ownerless}" in summary and "no owner record" in summary
     assert ".x.partial-" not in summary  # another host's live work is not ours to mention
+
+
+def test_two_builds_of_one_dataset_the_later_to_finish_is_refused_and_removes_nothing(
+    tmp_path, kaggle_source
+):
+    source, data_root = kaggle_source(per_class=10), tmp_path / "data"
+    paused = subprocess.Popen(driver_args("pause-while-writing", source, data_root, "--train",
+                                          "3"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        _wait_until_stopped(paused)
+        prepare_dataset(config(source, data_root), progress=False)  # finishes first
+        paused.send_signal(signal.SIGCONT)
+        _, stderr = paused.communicate(timeout=120)
+    finally:
+        paused.kill()
+        paused.wait(timeout=60)
+    assert paused.returncode == 2
+    last = stderr.strip().splitlines()[-1]  # after its progress lines
+    assert "Traceback" not in stderr and last.startswith("error: ")
+    assert "another process wrote a dataset there while this one was being prepared" in last
+    assert read_manifest(data_root / "small")["requested"]["train"] == 4  # the first's, whole
+    assert verify_dataset(data_root / "small", full=True).files == 16
+    assert hidden(data_root) == []  # the refused build removed its own folder, nothing else

@@ -13,6 +13,8 @@ def test_evaluate_prints_the_numbers_and_every_file(tiny_run, tmp_path):
                                            "--top-wrong", "2", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.stdout and "ROC AUC" in result.stdout
+    dataset = tiny_run.record().data_dir  # which dataset it used, said
+    assert result.stdout.startswith(f"{tiny_run.name} (best.keras) on test of {dataset}, ")
     assert "balanced accuracy" in result.stdout and "macro F1" in result.stdout
     assert "precision" in result.stdout and "recall" in result.stdout
     for name in ("metrics.json", "confusion_matrix.json", "confusion_matrix.png", "most_wrong.png"):

@@ -200,3 +200,10 @@ def test_summary_lists_the_tensorboard_logs(tmp_path):
     run.write_record(record(status="completed"))
     (run.path / "logs" / "train").mkdir(parents=True)
     assert f"  {run.path / 'logs'}" in run.summary().splitlines()
+
+
+def test_summary_names_the_dataset_the_run_trained_on(tmp_path):
+    """`train`, `extract` and `finetune` end with the summary: it says which dataset they used."""
+    run = Run.create(tmp_path, "scratch")
+    run.write_record(record(status="completed", data_dir="data/oxford-flowers-17"))
+    assert "  dataset: data/oxford-flowers-17" in run.summary().splitlines()

@@ -7,6 +7,7 @@ convnet at 48 px: a couple of seconds a run.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -96,7 +97,8 @@ def test_the_summary_shows_the_test_accuracy_of_a_step_evaluated_by_run(tiny_run
     from pipeline.evaluation.evaluate import evaluate_run
 
     step = tmp_path / "ch" / "scratch"
-    shutil.copytree(tiny_run.path, step)
+    # Without the evaluations other tests may have written into the shared run.
+    shutil.copytree(tiny_run.path, step, ignore=shutil.ignore_patterns("evaluation-*"))
     assert "test" not in Run(step).read_metrics()
     assert step_test_accuracy(step) is None  # not evaluated: no number
     accuracy = evaluate_run(step, "test", out_dir=step / "evaluation-test").metrics["accuracy"]
@@ -112,8 +114,22 @@ def test_the_summary_shows_the_test_accuracy_of_a_step_evaluated_by_run(tiny_run
 
 def test_a_damaged_evaluation_is_one_line(tiny_run, tmp_path):
     step = tmp_path / "scratch"
-    shutil.copytree(tiny_run.path, step)
+    shutil.copytree(tiny_run.path, step, ignore=shutil.ignore_patterns("evaluation-*"))
     (step / "evaluation-test").mkdir()
     (step / "evaluation-test" / "metrics.json").write_text('{"accuracy": "high"}')
     with pytest.raises(PipelineError, match="`accuracy` is 'high', not a number"):
         step_test_accuracy(step)
+
+
+def test_the_summary_of_run_shows_each_evaluated_steps_test_accuracy(photos, tmp_path):
+    """End to end: the number `run` prints is the one its evaluate step wrote, also when the
+    step is done before and only the summary is made again."""
+    for again in (False, True):
+        result = _run(tmp_path, photos, "--split-sizes", "6", "2", "2", *SCRATCH)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        written = tmp_path / "models" / "ch" / "scratch" / "evaluation-test" / "metrics.json"
+        accuracy = json.loads(written.read_text())["accuracy"]
+        line = re.search(r"^  scratch +(\S+) .*$", result.output.split("run: ")[-1],
+                         re.MULTILINE)
+        assert line.group(1) == f"{100 * accuracy:.1f}%", line.group(0)
+        assert line.group(0).endswith("(done before)") == again

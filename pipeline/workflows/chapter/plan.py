@@ -49,6 +49,10 @@ class ChapterConfig:
     # ``data prepare``'s default for the source's layout.
     split: str | tuple[float, float, float] | None = None
     split_sizes: tuple[int, int, int] | None = None
+    # When preparing a flat folder: the CSV of its labels (None: the folder's only CSV) and
+    # its "FILE,LABEL" columns (None: from its header), as ``data prepare`` takes them.
+    labels: Path | None = None
+    labels_columns: str | None = None
     models_dir: Path = DEFAULT_MODELS_DIR
     run_name: str | None = None  # the parent folder; None: run-<preset or auto>-<dataset>
     preset: str | None = None
@@ -63,7 +67,7 @@ class ChapterConfig:
     views: int | None = None  # cached augmented views per image (0: on the fly)
     batch_size: int | None = None  # None: each workflow's
     seed: int = DEFAULT_SEED
-    precision: str = "float32"
+    precision: str = "auto"  # mixed where the hardware has it natively (training.precision)
     class_weight: str = DEFAULT_CLASS_WEIGHT  # none | balanced, every training step's
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
@@ -105,7 +109,8 @@ def with_data_dir(config: ChapterConfig) -> ChapterConfig:
     from pipeline.data.naming import default_dataset_name
     from pipeline.data.sources import scan_photos
 
-    name = default_dataset_name(scan_photos(Path(config.source)))
+    name = default_dataset_name(scan_photos(Path(config.source), config.labels,
+                                            config.labels_columns))
     return dataclasses.replace(config, data_dir=DATA_ROOT / name)
 
 

@@ -198,10 +198,14 @@ def _prepared(config: ChapterConfig) -> dict:
         from pipeline.data.prepare import PrepareConfig, prepare_dataset
 
         train, validation, test = config.split_sizes or (None, None, None)
-        print(prepare_dataset(PrepareConfig(
+        prepared = prepare_dataset(PrepareConfig(
             source=Path(config.source), data_root=data_dir.parent, name=data_dir.name,
             split=config.split, train=train, validation=validation, test=test,
-        )).summary())
+            labels=config.labels, labels_columns=config.labels_columns,
+        ))
+        print(prepared.summary())
+        if prepared.stop is not None:  # stopped once the dataset was in place: train nothing
+            raise prepared.stop
     return require_prepared(data_dir)
 
 
