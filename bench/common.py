@@ -83,3 +83,38 @@ def verdict(met: bool) -> str:
 def exit_status(*targets_met: bool) -> int:
     """0 when every target is met, ``MISSED`` otherwise."""
     return 0 if all(targets_met) else MISSED
+
+
+def convolution_rates(repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of one 3x3 convolution (VGG16's block3 at 150 px, batch 32) in float32 and
+    bfloat16, timed alternately in this run (best of ``repeats``): this machine's own ceiling,
+    beside which every speed figure of a benchmark is read."""
+    import time
+
+    import tensorflow as tf
+
+    seconds: dict[str, float] = {}
+    calls = {}
+    for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+        images = tf.cast(tf.random.normal((32, 38, 38, 256), seed=1), dtype)
+        kernel = tf.cast(tf.random.normal((3, 3, 256, 256), seed=2), dtype)
+        conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
+        conv(images, kernel).numpy()  # traced and warmed up
+        calls[name] = (conv, images, kernel)
+    for _ in range(repeats):
+        for name, (conv, images, kernel) in calls.items():
+            start = time.perf_counter()
+            for _ in range(4):
+                result = conv(images, kernel)
+            result.numpy()
+            seconds[name] = min(seconds.get(name, float("inf")), time.perf_counter() - start)
+    flops = 4 * 2 * 32 * 38 * 38 * 256 * 256 * 9  # four calls; a multiply-add is two
+    return {name: flops / elapsed / 1e9 for name, elapsed in seconds.items()}
+
+
+def convolution_ceiling(repeats: int = 5) -> float:
+    """This CPU's own bfloat16 / float32 speed ratio for that convolution: no model of
+    convolutions gains more from mixed precision, so mixed-precision targets are measured
+    against it."""
+    rates = convolution_rates(repeats)
+    return rates["bfloat16"] / rates["float32"]

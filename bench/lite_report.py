@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import CANNOT_RUN, exit_status, verdict
+from common import CANNOT_RUN, convolution_ceiling, exit_status, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 LITE_BASES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -159,30 +159,6 @@ def check_targets(results: list[Result]) -> list[bool]:
             met.append(ok)
         print(line)
     return met
-
-
-def convolution_ceiling(repeats: int = 5) -> float:
-    """This CPU's own bfloat16 / float32 speed ratio for one 3x3 convolution (VGG16's block3
-    at 150 px), timed alternately in this run: no model of convolutions gains more from mixed
-    precision than they do, so this is the ceiling the 2x target is measured against."""
-    import tensorflow as tf
-
-    seconds: dict[str, float] = {}
-    calls = {}
-    for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
-        images = tf.cast(tf.random.normal((32, 38, 38, 256), seed=1), dtype)
-        kernel = tf.cast(tf.random.normal((3, 3, 256, 256), seed=2), dtype)
-        conv = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
-        conv(images, kernel).numpy()  # traced and warmed up
-        calls[name] = (conv, images, kernel)
-    for _ in range(repeats):
-        for name, (conv, images, kernel) in calls.items():
-            start = time.perf_counter()
-            for _ in range(4):
-                result = conv(images, kernel)
-            result.numpy()
-            seconds[name] = min(seconds.get(name, float("inf")), time.perf_counter() - start)
-    return seconds["float32"] / seconds["bfloat16"]
 
 
 def _pairs(results: list[Result]) -> list[tuple[Result, Result]]:

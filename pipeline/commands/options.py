@@ -28,6 +28,7 @@ from pipeline.training.options import (
     CLASS_WEIGHT_REASON,
     CLASS_WEIGHTS,
     OPTIMIZERS,
+    PRECISION_HELP,
     PRECISIONS,
 )
 
@@ -195,8 +196,7 @@ def training_options(config: type):
     ), *in_section(
         "Devices",
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),
-               help="mixed: float16 compute on a GPU, bfloat16 on a CPU (output and loss "
-                    "stay float32)."),
+               help=PRECISION_HELP),
         option("--strategy", default=defaults.strategy, type=click.Choice(STRATEGIES),
                help="Devices to train on: auto (all GPUs if several), one, mirrored (all "
                     "local GPUs), multiworker (one process per machine; the cluster is read "

@@ -35,7 +35,7 @@ from pipeline.commands.options import (
     schedule_options,
     training_options,
 )
-from pipeline.training.options import OPTIMIZERS, PRECISIONS
+from pipeline.training.options import OPTIMIZERS, PRECISION_HELP, PRECISIONS
 from pipeline.workflows.extract.config import ExtractConfig
 from pipeline.workflows.finetune.config import FinetuneConfig
 from pipeline.workflows.scratch.config import ScratchConfig
@@ -207,7 +207,7 @@ def finetune(**config) -> None:
     section="Training",
 )
 @add_options(option("--precision", default=FINETUNE["training"].precision,
-                    type=click.Choice(PRECISIONS)), section="Devices")
+                    type=click.Choice(PRECISIONS), help=PRECISION_HELP), section="Devices")
 @add_options(option("--models-dir", type=PathType, default=FINETUNE["models_dir"],
                     help="Where the feature cache lives by default (<models-dir>/features)."),
              section="Feature cache")

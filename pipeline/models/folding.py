@@ -60,7 +60,7 @@ def folded_for_inference(model: keras.Model) -> keras.Model:
 
 
 def _fold(model: keras.Model) -> tuple[keras.Model, list[tuple[keras.layers.Layer, ...]]]:
-    pairs = {conv.name: norm for conv, norm in _foldable_pairs(model)}
+    pairs = {conv.name: norm for conv, norm in foldable_pairs(model)}
     if not pairs:
         return model, []
     replaced: dict[str, keras.layers.Layer] = {}  # conv name -> its folded copy
@@ -87,7 +87,7 @@ def _fold(model: keras.Model) -> tuple[keras.Model, list[tuple[keras.layers.Laye
     return folded, [(copy, model.get_layer(name), pairs[name]) for name, copy in replaced.items()]
 
 
-def _foldable_pairs(model: keras.Model):
+def foldable_pairs(model: keras.Model):
     """(conv, batch norm) pairs of ``model`` that can be folded."""
     names = {layer.name for layer in model.layers}
     for layer in model.layers:
@@ -109,18 +109,31 @@ def _last_axis(norm: keras.layers.BatchNormalization) -> bool:
     return norm.axis == -1 or (rank is not None and norm.axis == rank - 1)
 
 
+def norm_affine(norm: keras.layers.BatchNormalization, dtype: str = "float64"):
+    """(scale, shift) per channel, tensors of ``dtype``: ``norm`` in inference mode is
+    ``x * scale + shift``. Computed from its variables as they are now."""
+    ops = keras.ops
+    mean = ops.cast(norm.moving_mean, dtype)
+    scale = ops.rsqrt(ops.cast(norm.moving_variance, dtype) + norm.epsilon)
+    if norm.scale:
+        scale = scale * ops.cast(norm.gamma, dtype)
+    shift = -mean * scale
+    if norm.center:
+        shift = shift + ops.cast(norm.beta, dtype)
+    return scale, shift
+
+
+def scale_kernel(kernel, scale, depthwise: bool):
+    """``kernel`` times the per-output-channel ``scale`` (arrays or tensors)."""
+    if depthwise:  # (kh, kw, C, M): output c * M + m
+        return kernel * keras.ops.reshape(scale, (1, 1, *kernel.shape[2:]))
+    return kernel * scale  # (..., in, out)
+
+
 def _folded_weights(conv: keras.layers.Layer, norm: keras.layers.BatchNormalization):
     """[kernel, bias] of ``conv`` with ``norm`` (inference mode) folded in."""
-    kernel = np.asarray(conv.kernel, dtype="float64")
-    bias = np.asarray(conv.bias, dtype="float64") if conv.use_bias else 0.0
-    mean = np.asarray(norm.moving_mean, dtype="float64")
-    variance = np.asarray(norm.moving_variance, dtype="float64")
-    gamma = np.asarray(norm.gamma, dtype="float64") if norm.scale else 1.0
-    beta = np.asarray(norm.beta, dtype="float64") if norm.center else 0.0
-    scale = gamma / np.sqrt(variance + norm.epsilon)
-    if isinstance(conv, keras.layers.DepthwiseConv2D):  # (kh, kw, C, M): output c * M + m
-        kernel = kernel * scale.reshape(1, 1, *kernel.shape[2:])
-    else:  # (..., in, out)
-        kernel = kernel * scale
-    new_bias = (bias - mean) * scale + beta
-    return [kernel.astype("float32"), np.broadcast_to(new_bias, scale.shape).astype("float32")]
+    scale, shift = (np.asarray(value) for value in norm_affine(norm))
+    kernel = np.asarray(scale_kernel(np.asarray(conv.kernel, dtype="float64"), scale,
+                                     isinstance(conv, keras.layers.DepthwiseConv2D)))
+    bias = np.asarray(conv.bias, dtype="float64") * scale if conv.use_bias else 0.0
+    return [kernel.astype("float32"), np.broadcast_to(bias + shift, scale.shape).astype("float32")]

@@ -1,25 +1,44 @@
 """Mixed precision for the length of a workflow: Keras' global dtype policy, then back.
 
 ``mixed`` computes in float16 on a GPU (where it is fast) and bfloat16 on a CPU (float16
-has no fast CPU kernels and needs loss scaling); variables stay float32. The output layer
-(``classifier.output_layer``) is float32 whatever the policy, so the loss is computed in
-float32 too. The previous policy is restored afterwards, even on error.
+has no fast CPU kernels and needs loss scaling); variables stay float32. ``auto`` is mixed
+where the hardware computes in low precision natively: a GPU, or a CPU whose flags show
+bfloat16 instructions (AVX512-BF16, AMX-BF16); elsewhere bfloat16 is converted in software
+and the whole-base training step measured slower than float32, so ``auto`` is float32 there.
+The output layer (``classifier.output_layer``) is float32 whatever the policy, so the loss
+is computed in float32 too. The previous policy is restored afterwards, even on error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 
+NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def native_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bfloat16 instructions (its flags in ``cpuinfo``; False where that
+    file cannot be read)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as file:
+            flags = next((line for line in file if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in NATIVE_BFLOAT16_FLAGS)
+
 
 def policy_name(precision: str) -> str:
     """The Keras dtype policy for ``precision`` on this machine."""
-    if precision == "float32":
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if precision == "float32" or (precision == "auto" and not gpu and not native_bfloat16()):
         return "float32"
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    return "mixed_float16" if gpu else "mixed_bfloat16"
 
 
 @contextlib.contextmanager
