@@ -51,14 +51,15 @@ def gradcam(
     grad_model = keras.Model(single_input(model), [layer.output, last_tensor])
     batch = tf.constant(image[None], tf.float32)
     with tf.GradientTape() as tape:
-        maps, last = grad_model(batch, training=False)
-        maps = tf.cast(maps, tf.float32)
+        computed, last = grad_model(batch, training=False)  # bfloat16 or float16 when mixed
         probabilities, scores = _probabilities_and_scores(head, tf.cast(last, tf.float32))
         chosen = int(np.argmax(probabilities[0])) if class_index is None else class_index
         if not 0 <= chosen < probabilities.shape[1]:
             raise PipelineError(f"class index {chosen} out of range")
         score = scores[:, chosen]
-    gradients = tape.gradient(score, maps)
+    # Taken at the maps as computed: a cast made after them is not on the path to the score.
+    gradients = tf.cast(tape.gradient(score, computed), tf.float32)
+    maps = tf.cast(computed, tf.float32)
     weights = tf.reduce_mean(gradients, axis=[1, 2])  # one weight per feature map
     cam = tf.nn.relu(tf.reduce_sum(maps * weights[:, None, None, :], axis=-1))[0].numpy()
     peak = float(cam.max())

@@ -37,6 +37,22 @@ def test_heatmap_for_the_bright_class_is_the_bright_patch(bright_corner):
     assert result.probabilities.sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_a_mixed_precision_model_gets_the_same_heatmap(bright_corner, policy):
+    # Its feature maps are bfloat16 or float16: the gradient is taken where they were computed.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = brightness_model()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.get_layer("brightness").compute_dtype != "float32"
+    result = gradcam(model, bright_corner)
+    assert result.class_index == 1
+    np.testing.assert_allclose(result.heatmap[:4, :4], 1.0, atol=0.02)
+    np.testing.assert_allclose(result.heatmap[4:, :], 0.0, atol=0.02)
+
+
 def test_softmax_outputs_use_the_class_logit(bright_corner):
     # Logits (-brightness, +brightness): class 1 is "bright", class 0 "dark".
     model = brightness_model()
