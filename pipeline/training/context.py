@@ -35,8 +35,11 @@ def distribution(strategy: str) -> Distribution:
 
 
 @contextlib.contextmanager
-def training_context(options: TrainingOptions) -> Iterator[str]:
+def training_context(options: TrainingOptions, *, trains_base: bool = False) -> Iterator[str]:
     """Train under ``options``' strategy, precision and jit; yields the dtype policy's name.
+
+    ``trains_base``: the workflow trains the conv base's own layers, which decides what
+    precision ``auto`` is on a CPU (``pipeline.training.precision``).
 
     A ``batch_size`` that does not split evenly across the replicas, and ``jit`` for replicas
     mirrored over logical CPUs (which XLA cannot run), are refused here, before any data is
@@ -51,5 +54,5 @@ def training_context(options: TrainingOptions) -> Iterator[str]:
                             f"({', '.join(active.devices)}); leave `jit` unset or train on one "
                             "device")
     with (activated(active), active.scope(), jit_compiling(options.jit_compile),
-          precision_policy(options.precision) as policy):
+          precision_policy(options.precision, trains_base) as policy):
         yield policy

@@ -24,10 +24,9 @@ from pipeline.models.optimizers import OPTIMIZERS, check_ema_momentum
 PRECISIONS = ("float32", "mixed", "auto")  # mixed: float16 on a GPU, bfloat16 on a CPU
 PRECISION_HELP = (
     "mixed: float16 compute on a GPU, bfloat16 on a CPU (output and loss stay float32); "
-    "auto: mixed where the hardware computes it natively (a GPU, or a CPU with AVX512-BF16 or "
-    "AMX-BF16), else float32 (docs/results.md: mixed extracted 1.3-2x faster with the same "
-    "validation accuracy or better, and trains the whole EfficientNet-Lite1 base 1.5x faster "
-    "on a CPU with AVX512-BF16).")
+    "auto: mixed where it measured faster at no cost in validation accuracy: on a GPU, and "
+    "for fine-tuning on a CPU with AVX512-BF16 or AMX-BF16 instructions; float32 elsewhere "
+    "(docs/results.md).")
 # How each class's examples weigh in the training loss. none: as they come (the larger class
 # counts more); balanced: class c's examples weigh n / (C * n_c), Keras' and scikit-learn's
 # "balanced", so every class adds the same total to the loss.

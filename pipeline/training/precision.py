@@ -1,10 +1,15 @@
 """Mixed precision for the length of a workflow: Keras' global dtype policy, then back.
 
 ``mixed`` computes in float16 on a GPU (where it is fast) and bfloat16 on a CPU (float16
-has no fast CPU kernels and needs loss scaling); variables stay float32. ``auto`` is mixed
-where the hardware computes in low precision natively: a GPU, or a CPU whose flags show
-bfloat16 instructions (AVX512-BF16, AMX-BF16); elsewhere bfloat16 is converted in software
-and the whole-base training step measured slower than float32, so ``auto`` is float32 there.
+has no fast CPU kernels and needs loss scaling); variables stay float32.
+
+``auto`` is mixed where it measured faster without costing validation accuracy: on a GPU;
+on a CPU with bfloat16 instructions (AVX512-BF16, AMX-BF16) for a workflow that trains the
+conv base (``finetune``: whole-base fine-tuning of EfficientNet-Lite1 on Oxford 17 ran 1.3x
+faster and validated 0.7 points higher). Everywhere else it is float32: bfloat16 features
+validated 1.5 points lower there (the head's cost is small in either precision), and a CPU
+without those instructions converts bfloat16 in software (the whole-base step measured
+slower than float32 on one). docs/results.md has the measurements.
 The output layer (``classifier.output_layer``) is float32 whatever the policy, so the loss
 is computed in float32 too. The previous policy is restored afterwards, even on error.
 """
@@ -33,19 +38,21 @@ def native_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(flag in flags.split() for flag in NATIVE_BFLOAT16_FLAGS)
 
 
-def policy_name(precision: str) -> str:
-    """The Keras dtype policy for ``precision`` on this machine."""
+def policy_name(precision: str, trains_base: bool = False) -> str:
+    """The Keras dtype policy for ``precision`` on this machine; ``trains_base``: the
+    workflow trains the conv base itself (what ``auto`` decides by)."""
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    if precision == "float32" or (precision == "auto" and not gpu and not native_bfloat16()):
+    if precision == "float32" or (precision == "auto" and not gpu
+                                  and not (trains_base and native_bfloat16())):
         return "float32"
     return "mixed_float16" if gpu else "mixed_bfloat16"
 
 
 @contextlib.contextmanager
-def precision_policy(precision: str) -> Iterator[str]:
-    """Set the global dtype policy for ``precision``; yields the policy's name."""
+def precision_policy(precision: str, trains_base: bool = False) -> Iterator[str]:
+    """Set the global dtype policy for ``precision`` (see ``policy_name``); yields its name."""
     previous = keras.config.dtype_policy()
-    name = policy_name(precision)
+    name = policy_name(precision, trains_base)
     keras.config.set_dtype_policy(name)
     try:
         yield name

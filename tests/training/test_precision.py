@@ -29,14 +29,16 @@ def test_an_unreadable_cpuinfo_is_no_bfloat16(tmp_path):
     assert native_bfloat16(str(tmp_path / "missing")) is False
 
 
-def test_auto_follows_this_machine_and_the_others_are_fixed():
+def test_auto_is_mixed_for_training_a_base_where_the_hardware_has_it():
     gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = "mixed_float16" if gpu else "mixed_bfloat16"
-    assert policy_name("auto") == (mixed if gpu or native_bfloat16() else "float32")
+    assert policy_name("auto", trains_base=True) == (
+        mixed if gpu or native_bfloat16() else "float32")
+    assert policy_name("auto") == (mixed if gpu else "float32")  # features, heads: float32
     assert policy_name("mixed") == mixed
-    assert policy_name("float32") == "float32"
-    with precision_policy("auto") as name:
-        assert keras.config.dtype_policy().name == name == policy_name("auto")
+    assert policy_name("float32", trains_base=True) == "float32"
+    with precision_policy("auto", trains_base=True) as name:
+        assert keras.config.dtype_policy().name == name == policy_name("auto", True)
     assert keras.config.dtype_policy().name == "float32"
 
 

@@ -160,3 +160,14 @@ def test_mixed_precision_finetunes_a_float32_run_under_the_mixed_policy(extract_
     assert model.get_layer("predictions").dtype_policy.name == "float32"
     images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     assert np.isfinite(model.predict(images, verbose=0)).all()
+
+
+def test_auto_precision_is_mixed_for_fine_tuning_only_where_the_cpu_has_bfloat16(extract_run,
+                                                                                workspace):
+    from pipeline.training.precision import native_bfloat16
+
+    run = run_finetune(FinetuneConfig(
+        source_run=extract_run.path, models_dir=workspace / "models", augment=False,
+        training=TrainingOptions(epochs=1, batch_size=8, precision="auto"),
+    ), verbose=0)
+    assert run.record().precision == ("mixed_bfloat16" if native_bfloat16() else "float32")

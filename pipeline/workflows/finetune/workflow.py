@@ -81,7 +81,7 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto",
             f"{source.record.class_names}; set `data_dir` to the dataset it was trained on"
         )
     splits = splits_present(manifest, source.data_dir)
-    with training_context(config.training) as policy:
+    with training_context(config.training, trains_base=True) as policy:  # auto: see precision
         return _finetune(config, source, manifest, splits, policy, verbose, callbacks)
 
 
