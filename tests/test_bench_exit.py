@@ -12,7 +12,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["accuracy_report.py", "bench_extract.py", "bench_finetune.py",
-                                    "heads_report.py"])
+                                    "heads_report.py", "bench_views.py"])
 def test_without_its_dataset_a_benchmark_says_so_and_exits_2(script, tmp_path):
     result = subprocess.run([sys.executable, str(BENCH / script), "--data", str(tmp_path)],
                             capture_output=True, text=True, timeout=60, check=False)
