@@ -108,7 +108,16 @@ def faster_training(model: keras.Model) -> Iterator[bool]:
         yield False
         return
     model.call = twin.call  # looked up on every trace: fit's step and validation use it
+    _forget_traces(model)
     try:
         yield True
     finally:
         del model.call
+        _forget_traces(model)  # later calls trace the model's own graph again
+
+
+def _forget_traces(model: keras.Model) -> None:
+    """Drop Keras' traced train, test and predict functions, so the next use traces anew."""
+    for name in ("train_function", "test_function", "predict_function"):
+        if getattr(model, name, None) is not None:
+            setattr(model, name, None)

@@ -98,8 +98,10 @@ def test_fit_through_the_twin_trains_the_model_as_fit_without_it(precision, tmp_
     tolerance = 1e-4 if precision == "float32" else 0.05  # bfloat16 rounding, three epochs
     for ours, theirs in zip(weights, expected, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance)
-    # Afterwards the model is its own graph again: saved with every BatchNormalization.
+    # Afterwards the model is its own graph again: saved with every BatchNormalization, and
+    # traced anew (its functions traced through the twin are dropped).
     assert "call" not in vars(fast)
+    assert fast.train_function is None and fast.predict_function is None
     path = tmp_path / "model.keras"
     fast.save(path)
     loaded = keras.saving.load_model(path)
