@@ -20,6 +20,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; 
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 td { white-space: nowrap; }
+#strategies td { white-space: normal; }  /* ten columns: a long model name may wrap */
 th:first-child, td:first-child { text-align: left; }
 thead th { background: #f0f0f0; }
 .book { color: #7a4b00; background: #fff6e0; }

@@ -8,6 +8,7 @@ page fetched (Resource Timing), which for a self-contained page is none.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -107,3 +108,18 @@ def test_a_17_class_report_fits_the_page(flowers_report, tmp_path):
     width, visible = seen["page"]
     assert width <= visible, f"the page scrolls sideways: {width} > {visible} px"
     assert seen["boxes"] and all(inner <= shown for inner, shown in seen["boxes"]), seen["boxes"]
+
+
+def test_the_strategies_of_a_run_without_a_preset_fit_the_page(flowers_report, tmp_path):
+    """What `run --source` writes for a small dataset: extraction, then the whole base
+    fine-tuned (a long model name, "6 (after extract)" epochs, millions of parameters)."""
+    extract = flowers_report.runs[0]
+    finetune = dataclasses.replace(
+        extract, name="finetune", kind="finetune", epochs=6, wall_time_s=239.0,
+        trainable_params=4_103_793, parent="extract",
+        history={key: values[:6] for key, values in extract.history.items()})
+    report = dataclasses.replace(flowers_report, runs=(extract, finetune))
+    seen = _open_in_browser(write_html(report, tmp_path / "report.html"), tmp_path)
+    assert seen["runs"] == ["extract", "finetune"]
+    width, visible = seen["page"]
+    assert width <= visible, f"the page scrolls sideways: {width} > {visible} px"
