@@ -27,6 +27,7 @@ from pipeline.models.schedules import SCHEDULES, ScheduleOptions
 from pipeline.training.options import (
     CLASS_WEIGHT_REASON,
     CLASS_WEIGHTS,
+    LABEL_SMOOTHING_HELP,
     OPTIMIZERS,
     PRECISION_HELP,
     PRECISIONS,
@@ -193,6 +194,7 @@ def training_options(config: type):
                     "with more photos counts more), balanced (class c's photos weigh "
                     "n / (classes * n_c), from the training split's counts, so every class "
                     f"counts the same). {CLASS_WEIGHT_REASON}"),
+        option("--label-smoothing", default=defaults.label_smoothing, help=LABEL_SMOOTHING_HELP),
     ), *in_section(
         "Devices",
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),

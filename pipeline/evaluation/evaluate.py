@@ -39,8 +39,8 @@ from pipeline.evaluation.metrics import (
 )
 from pipeline.evaluation.saved_model import RunModel, load_run_model
 from pipeline.evaluation.tta import check_views, predict_with_tta
-from pipeline.models.classifier import loss_for
 from pipeline.models.folding import inference_model
+from pipeline.models.losses import loss_for
 from pipeline.system import atomic
 from pipeline.system.paths import output_folder, refuse_to_replace
 

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 import keras
 
 from pipeline.errors import PipelineError
+from pipeline.models.losses import loss_for
 from pipeline.models.optimizers import make_optimizer
 
 
@@ -25,11 +26,6 @@ def output_layer(num_classes: int, name: str = "predictions") -> keras.layers.De
     if num_classes == 2:
         return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)
-
-
-def loss_for(num_classes: int) -> str:
-    """The loss matching ``output_layer`` and the labels of ``pipeline.data.dataset``."""
-    return "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
 
 
 # XLA for every model compiled while a workflow runs, set once for it like the dtype policy.

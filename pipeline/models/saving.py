@@ -19,7 +19,8 @@ import pipeline.data.pca_color
 import pipeline.layers.locally_connected
 import pipeline.layers.netvlad
 import pipeline.layers.spatial_pyramid_pooling
-import pipeline.models.preprocessing  # noqa: F401
+import pipeline.models.preprocessing
+import pipeline.models.smoothed_crossentropy  # noqa: F401
 from pipeline.errors import PipelineError
 from pipeline.system import atomic
 

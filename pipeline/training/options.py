@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
+from pipeline.models.loss_options import NO_SMOOTHING, check_label_smoothing
 from pipeline.models.optimizers import OPTIMIZERS, check_ema_momentum
 
 PRECISIONS = ("float32", "mixed", "auto")  # mixed: float16 on a GPU, bfloat16 on a CPU
@@ -42,6 +43,11 @@ CLASS_WEIGHT_REASON = (
     "80 photos) it recognised the small species' held-out photos 5 points better (81.6% vs "
     "76.6%, two seeds) at a tied validation balanced accuracy (95.0% vs 94.6%); with even "
     "classes it trains exactly as none (docs/results.md).")
+
+LABEL_SMOOTHING_HELP = (
+    "Label smoothing: the share of each training target spread evenly over every class "
+    "(the true class trains toward 1 - a + a/classes, the others toward a/classes), e.g. "
+    "0.1; 0: none.")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class TrainingOptions:
     # (None: none). Validation, the best checkpoint and the saved models use the average.
     ema_momentum: float | None = None
     class_weight: str = DEFAULT_CLASS_WEIGHT  # none | balanced (see CLASS_WEIGHTS)
+    # Share of each training target spread over every class (pipeline.models.losses); 0: none.
+    label_smoothing: float = NO_SMOOTHING
 
     def validate(self) -> None:
         """Refuse what no workflow can train with, before any expensive step."""
@@ -103,6 +111,7 @@ class TrainingOptions:
         if self.class_weight not in CLASS_WEIGHTS:
             raise PipelineError(f"`class_weight` {self.class_weight!r}: choose one of "
                                 f"{', '.join(CLASS_WEIGHTS)}")
+        check_label_smoothing(self.label_smoothing)
         if self.jit is not None and not isinstance(self.jit, bool):
             raise PipelineError(f"`jit` must be true, false or unset (Keras' own choice), "
                                 f"got {self.jit!r}")

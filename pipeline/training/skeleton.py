@@ -45,6 +45,7 @@ def compile_for_training(
         model, num_classes, options.optimizer, options.learning_rate,
         schedule or ScheduleOptions(), steps_per_epoch=steps_per_epoch, epochs=options.epochs,
         ema_momentum=options.ema_momentum, steps_per_execution=steps_per_execution,
+        label_smoothing=options.label_smoothing,
     )
 
 
