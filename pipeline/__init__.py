@@ -7,6 +7,7 @@ options, with the same defaults), and returns what it made:
     train(ScratchConfig)        a small convnet from scratch                  -> Run
     extract(ExtractConfig)      a head on a frozen pretrained conv base       -> Run
     finetune(FinetuneConfig)    the top of an extract run's base unfrozen     -> Run
+    ensemble(EnsembleConfig)    several runs' predictions averaged, one model -> Run
     evaluate(run_path, split)   metrics, confusion matrix, worst mistakes     -> Evaluation
     predict(run_path, inputs)   a class and probability per image file        -> [Prediction]
     export(model, output, fmt)  a SavedModel, TFLite or ONNX file for serving
@@ -46,6 +47,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ExtractConfig": ("pipeline.workflows.extract.config", "ExtractConfig"),
     "finetune": ("pipeline.workflows.finetune.workflow", "run_finetune"),
     "FinetuneConfig": ("pipeline.workflows.finetune.config", "FinetuneConfig"),
+    "ensemble": ("pipeline.workflows.ensemble.workflow", "build_ensemble"),
+    "EnsembleConfig": ("pipeline.workflows.ensemble.config", "EnsembleConfig"),
     "evaluate": ("pipeline.evaluation.evaluate", "evaluate_run"),
     "predict": ("pipeline.evaluation.predict", "predict_paths"),
     "export": ("pipeline.evaluation.export", "export_model"),

@@ -20,7 +20,7 @@ from pipeline.commands.chapter import report, run
 from pipeline.commands.data import data
 from pipeline.commands.evaluation import evaluate, export, predict
 from pipeline.commands.tools import plot, summary, visualize
-from pipeline.commands.training import extract, finetune, lr_find, train
+from pipeline.commands.training import ensemble, extract, finetune, lr_find, train
 
 
 @cloup.group("small-data", cls=Commands, context_settings=CONTEXT, examples=(
@@ -58,6 +58,6 @@ def main(verbose: bool) -> None:
 
 
 main.section("The whole chapter", run, report)
-main.section("Train", train, extract, finetune, lr_find, plot)
+main.section("Train", train, extract, finetune, ensemble, lr_find, plot)
 main.section("Use a trained run", evaluate, predict, export)
 main.section("Data and models", data, visualize, summary)

@@ -33,11 +33,16 @@ from pipeline.workflows.chapter.plan import ChapterConfig, format_duration, pars
 from pipeline.workflows.chapter.presets import (
     ALL,
     DEFAULT_BUDGET_SECONDS,
+    EPOCH_STEPS,
     MEDIUM_DATASET,
     PRESETS,
+    RECOMMENDED_BASE,
+    SECOND_BASE,
     SMALL_DATASET,
+    STEP_ENSEMBLE,
+    STEP_EXTRACT_SECOND,
+    STEP_FINETUNE_SECOND,
     STEPS,
-    TRAINING_STEPS,
 )
 
 CHAPTER = field_defaults(ChapterConfig)
@@ -68,7 +73,7 @@ class StepEpochs(click.ParamType):
         text = str(value).strip()
         try:
             if "=" not in text:
-                return dict.fromkeys(TRAINING_STEPS, int(text))
+                return dict.fromkeys(EPOCH_STEPS, int(text))
             pairs = (part.split("=", 1) for part in text.split(",") if part.strip())
             return {step.strip(): int(epochs) for step, epochs in pairs}
         except ValueError:
@@ -149,6 +154,11 @@ def _presets_help() -> str:
     option("--base", default=CHAPTER["base"], type=Names(BASE_NAMES),
            help="Conv base of the transfer steps (default: the preset's, else efficientnet_lite1, "
                 "the base that validated best here)."),
+    option("--second-base", default=CHAPTER["second_base"], type=Names(BASE_NAMES),
+           help=f"Conv base of the steps {STEP_EXTRACT_SECOND} and {STEP_FINETUNE_SECOND}, whose "
+                f"fine-tuned model the {STEP_ENSEMBLE} step averages with the first's (default: "
+                f"{SECOND_BASE}, the fastest Lite base; {RECOMMENDED_BASE} when --base is "
+                f"{SECOND_BASE})."),
     option("--architecture", default=CHAPTER["architecture"], type=Names(ARCHITECTURE_NAMES),
            help="Model of the from-scratch steps, as for `train`: convnet (the book's first "
                 "edition, 150 px) or mini_xception (its second, 180 px)."),
@@ -214,9 +224,10 @@ run.help = inspect.cleandoc(run.help or "") + (
     "\n\nWithout --preset, --steps or --unfreeze, the number of training images "
     "chooses how much of the conv base trains (the transfer-learning rule of thumb):"
     "\n\n\b\n"
-    f"  fewer than {SMALL_DATASET:,}: a small dataset; extract (features cached), then fine-tune\n"
-    f"  the whole base under augmentation within --budget, keeping the step that validates\n"
-    f"  better (the head alone: --steps extract,evaluate);\n"
+    f"  fewer than {SMALL_DATASET:,}: a small dataset; extract (features cached), fine-tune the\n"
+    f"  whole base under augmentation, then a second base the same way and the mean of the\n"
+    f"  two, within --budget, keeping the step that validates best (the head alone: --steps\n"
+    f"  extract,evaluate);\n"
     f"  fewer than {MEDIUM_DATASET:,}: a medium dataset; extract, then fine-tune the top block;\n"
     f"  {MEDIUM_DATASET:,} or more: a large dataset; extract, then fine-tune the whole base.\n"
     "The choice and its reason are printed and recorded in chapter.json."

@@ -1,4 +1,5 @@
-"""The training commands: ``train`` (from scratch), ``extract``, ``finetune`` and ``lr-find``.
+"""The training commands: ``train`` (from scratch), ``extract``, ``finetune``, ``ensemble``
+and ``lr-find``.
 
 Each parses its options into its workflow's config (option names are the config's field
 names), calls one workflow function and prints its result's summary. The workflows, and with
@@ -28,6 +29,7 @@ from pipeline.commands.options import (
     feature_cache_options,
     field_defaults,
     head_options,
+    model_choice_option,
     option,
     output_option,
     run_argument,
@@ -36,12 +38,14 @@ from pipeline.commands.options import (
     training_options,
 )
 from pipeline.training.options import OPTIMIZERS, PRECISION_HELP, PRECISIONS
+from pipeline.workflows.ensemble.config import EnsembleConfig
 from pipeline.workflows.extract.config import ExtractConfig
 from pipeline.workflows.finetune.config import FinetuneConfig
 from pipeline.workflows.scratch.config import ScratchConfig
 
-SCRATCH, EXTRACT, FINETUNE = (field_defaults(config) for config in
-                              (ScratchConfig, ExtractConfig, FinetuneConfig))
+SCRATCH, EXTRACT, FINETUNE, ENSEMBLE = (
+    field_defaults(config) for config in (ScratchConfig, ExtractConfig, FinetuneConfig,
+                                          EnsembleConfig))
 
 EXTRACT_RUN = run_argument("An extract run folder (models/<run>).", "source_run")
 
@@ -188,6 +192,31 @@ def finetune(**config) -> None:
     from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
     click.echo("\n" + run_finetune(FinetuneConfig(**config)).summary())
+
+
+@cloup.command("ensemble", cls=Command, examples=(
+    "python cli.py ensemble models/<finetune-lite0> models/<finetune-lite1>   # their average",
+    "python cli.py ensemble models/<run-a> models/<run-b> --run-name both   # models/both/",
+))
+@cloup.argument("members", metavar="RUN...", nargs=-1, required=True, type=PathType,
+                help="Two or more run folders trained on the same classes (any kind, base or "
+                     "image size).")
+@model_choice_option
+@add_options(option("--batch-size", default=ENSEMBLE["batch_size"],
+                    help="Images per batch while validating (memory only)."), section="Model")
+@run_output_options(ENSEMBLE)
+def ensemble(members, **config) -> None:
+    """Average the predictions of several RUNs into one model, saved as a new run.
+
+    \b
+    The new run's best.keras takes images at the largest of the members' sizes (a member
+    trained smaller gets them resized in front of it) and outputs the mean of the members'
+    probabilities. It is validated on the members' validation split at once, so it can be
+    compared with them there; evaluate, predict, export and report take it as any run.
+    """
+    from pipeline.workflows.ensemble.workflow import build_ensemble
+
+    click.echo("\n" + build_ensemble(EnsembleConfig(members=tuple(members), **config)).summary())
 
 
 @cloup.command("lr-find", cls=Command, examples=(

@@ -66,8 +66,10 @@ def test_the_run_commands_defaults_are_chapter_configs():
 
 def test_step_names_are_not_run_kinds():
     assert {SCRATCH, EXTRACT, FINETUNE} <= set(presets.TRAINING_STEPS)  # a step per kind ...
-    assert set(presets.TRAINING_STEPS) - {SCRATCH, EXTRACT, FINETUNE} == {
+    assert set(presets.BOOK_STEPS) - {SCRATCH, EXTRACT, FINETUNE} == {
         presets.STEP_SCRATCH_AUGMENT, presets.STEP_EXTRACT_AUGMENT}  # ... and two more
+    assert set(presets.TRAINING_STEPS) - set(presets.BOOK_STEPS) == {
+        presets.STEP_EXTRACT_SECOND, presets.STEP_FINETUNE_SECOND, presets.STEP_ENSEMBLE}
     assert not hasattr(presets, "EXTRACT") and not hasattr(presets, "SCRATCH")
 
 

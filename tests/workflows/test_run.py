@@ -27,10 +27,15 @@ from pipeline.runs.folder import BEST_MODEL, Run
 from pipeline.workflows.chapter.plan import ChapterConfig, make_plan
 from pipeline.workflows.chapter.presets import (
     MEDIUM_DATASET,
+    RECOMMENDED_BASE,
+    SECOND_BASE,
     SMALL_DATASET,
+    STEP_ENSEMBLE,
     STEP_EVALUATE,
     STEP_EXTRACT,
+    STEP_EXTRACT_SECOND,
     STEP_FINETUNE,
+    STEP_FINETUNE_SECOND,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +67,8 @@ def _mtime(path: Path) -> int:
 
 
 @pytest.mark.parametrize(("images", "steps", "unfreeze"), [
-    (2_000, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all"),
+    (2_000, (STEP_EXTRACT, STEP_FINETUNE, STEP_EXTRACT_SECOND, STEP_FINETUNE_SECOND,
+             STEP_ENSEMBLE, STEP_EVALUATE), "all"),
     (SMALL_DATASET, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "top"),
     (MEDIUM_DATASET, (STEP_EXTRACT, STEP_FINETUNE, STEP_EVALUATE), "all"),
 ])
@@ -88,6 +94,20 @@ def test_every_preset_value_can_be_overridden():
 def test_finetune_alone_brings_its_extract_step():
     assert make_plan(ChapterConfig(steps=("finetune",)), 100).steps == (STEP_EXTRACT,
                                                                          STEP_FINETUNE)
+
+
+def test_the_ensemble_brings_both_bases_and_a_second_base_unlike_the_first():
+    plan = make_plan(ChapterConfig(steps=("ensemble",)), 100)
+    assert plan.steps == (STEP_EXTRACT, STEP_FINETUNE, STEP_EXTRACT_SECOND,
+                          STEP_FINETUNE_SECOND, STEP_ENSEMBLE)
+    assert (plan.base, plan.second_base) == (RECOMMENDED_BASE, SECOND_BASE)
+    lite0 = make_plan(ChapterConfig(steps=("ensemble",), base=SECOND_BASE), 100)
+    assert lite0.second_base == RECOMMENDED_BASE
+    given = make_plan(ChapterConfig(base="vgg16", second_base="efficientnet_lite2"), 100)
+    assert given.second_base == "efficientnet_lite2"
+    assert make_plan(ChapterConfig(preset="cpu-quick"), 100).second_base is None
+    # `all` is still the book's chapter: its five strategies, no second base.
+    assert STEP_ENSEMBLE not in make_plan(ChapterConfig(steps=("all",)), 100).steps
 
 
 # -- one chapter --------------------------------------------------------------------------------
@@ -140,6 +160,7 @@ def test_a_step_done_before_finetunes_flags_changed_meaning_is_still_done(chapte
     finetune = step_config(STEP_FINETUNE, parent, config, make_plan(config, 32))
     old = {**config_to_dict(finetune), "augment": False, "views": 0}
     old["training"].pop("class_weight")  # the option came later still: not in old digests
+    old["training"].pop("label_smoothing")  # and this one later again
     old_digest = hashlib.sha256(json.dumps(
         {"config": old, "data": manifest_checksum(manifest),
          "depends_on": record.steps[STEP_EXTRACT].digest}, sort_keys=True).encode()).hexdigest()
@@ -187,7 +208,7 @@ def test_the_strategy_reaches_every_training_step(synthetic_dataset, tmp_path):
     config = ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="one")
     plan = make_plan(config, train_images=100)
     for step in plan.steps:
-        if step != "evaluate":
+        if step not in ("evaluate", "ensemble"):  # the ensemble does not train
             assert step_config(step, tmp_path, config, plan).training.strategy == "one"
     with pytest.raises(PipelineError, match="`strategy` 'ring'"):
         run_chapter(ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path, strategy="ring"))

@@ -1,5 +1,6 @@
-"""`run` without a preset on a small dataset: extraction, then the whole base fine-tuned within
-the time budget, and the step that validates better kept (issue 26).
+"""`run` without a preset on a small dataset: extraction, then the whole base fine-tuned, then a
+second base and the mean of the two, within the time budget, and the step that validates best
+kept (issue 26).
 
 Real runs on the session's tiny synthetic dataset: VGG16 without weights at 32 px, one epoch a
 step, a few seconds each.
@@ -19,7 +20,7 @@ from pipeline.errors import PipelineError
 from pipeline.runs.chapter_record import read_record
 from pipeline.runs.folder import Run
 from pipeline.training.callbacks import TimeBudget
-from pipeline.workflows.chapter.choosing import keep_better
+from pipeline.workflows.chapter.choosing import CANDIDATES, keep_best
 from pipeline.workflows.chapter.plan import (
     ChapterConfig,
     format_duration,
@@ -29,15 +30,19 @@ from pipeline.workflows.chapter.plan import (
 )
 from pipeline.workflows.chapter.presets import (
     DEFAULT_BUDGET_SECONDS,
+    STEP_ENSEMBLE,
     STEP_EXTRACT,
+    STEP_EXTRACT_SECOND,
     STEP_FINETUNE,
+    STEP_FINETUNE_SECOND,
     WHOLE_BASE,
 )
 from pipeline.workflows.chapter.steps import step_config
 from pipeline.workflows.chapter.workflow import run_chapter
 
-TINY = dict(base="vgg16", weights="none", image_size=32, batch_size=8,
-            epochs={STEP_EXTRACT: 1, STEP_FINETUNE: 1}, report=False)
+TINY = dict(base="vgg16", second_base="vgg16", weights="none", image_size=32, batch_size=8,
+            epochs=dict.fromkeys((STEP_EXTRACT, STEP_FINETUNE, STEP_EXTRACT_SECOND,
+                                  STEP_FINETUNE_SECOND), 1), report=False)
 
 
 def test_the_rule_of_thumb_tries_the_whole_base_with_the_measured_recipe(tmp_path):
@@ -98,25 +103,43 @@ def test_a_spent_budget_skips_fine_tuning_and_keeps_extraction(synthetic_dataset
                            budget=0.001, **TINY)
     result = run_chapter(config, verbose=0)
     record = read_record(tmp_path / "ch")
-    assert record.steps[STEP_FINETUNE].status == "skipped"
-    assert "budget" in record.steps[STEP_FINETUNE].reason
-    assert record.kept == STEP_EXTRACT and "did not run" in record.kept_reason
-    assert not (tmp_path / "ch" / STEP_FINETUNE).exists()
+    for step in (STEP_FINETUNE, STEP_EXTRACT_SECOND, STEP_FINETUNE_SECOND):
+        assert record.steps[step].status == "skipped"
+        assert "budget" in record.steps[step].reason
+        assert not (tmp_path / "ch" / step).exists()
+    # The ensemble is skipped for want of its members, whatever the budget.
+    assert record.steps[STEP_ENSEMBLE].status == "skipped"
+    assert record.steps[STEP_ENSEMBLE].reason == f"{STEP_FINETUNE} did not train"
+    assert record.kept == STEP_EXTRACT and "the only step" in record.kept_reason
     assert (tmp_path / "ch" / STEP_EXTRACT / "evaluation-test").is_dir()
     assert "kept: extract" in result.summary()
 
 
-def test_with_time_both_train_and_the_better_on_validation_is_kept(synthetic_dataset, tmp_path):
+def test_with_time_every_step_trains_and_the_best_on_validation_is_kept(synthetic_dataset,
+                                                                        tmp_path):
     config = ChapterConfig(data_dir=synthetic_dataset, models_dir=tmp_path, run_name="ch",
                            budget=3600, **TINY)
     run_chapter(config, verbose=0)
-    record = read_record(tmp_path / "ch")
-    accuracy = {step: Run(tmp_path / "ch" / step).read_metrics()["validation"]["accuracy"]
-                for step in (STEP_EXTRACT, STEP_FINETUNE)}
-    better = STEP_FINETUNE if accuracy[STEP_FINETUNE] > accuracy[STEP_EXTRACT] else STEP_EXTRACT
-    assert record.kept == better
-    assert keep_better(tmp_path / "ch", {STEP_EXTRACT, STEP_FINETUNE})[0] == better
-    assert keep_better(tmp_path / "ch", {STEP_EXTRACT})[0] == STEP_EXTRACT
-    finetune = Run(tmp_path / "ch" / STEP_FINETUNE).record()
-    assert finetune.config["training"]["optimizer"] == WHOLE_BASE.optimizer
-    assert (tmp_path / "ch" / STEP_FINETUNE / "evaluation-test").is_dir()
+    parent = tmp_path / "ch"
+    record = read_record(parent)
+    accuracy = {step: Run(parent / step).read_metrics()["validation"]["accuracy"]
+                for step in CANDIDATES}
+    best = max(CANDIDATES, key=lambda step: (accuracy[step], -CANDIDATES.index(step)))
+    assert record.kept == best and f"{accuracy[best]:.1%}" in record.kept_reason
+    assert keep_best(parent, set(CANDIDATES))[0] == best
+    assert keep_best(parent, {STEP_EXTRACT})[0] == STEP_EXTRACT
+    for step in (STEP_FINETUNE, STEP_FINETUNE_SECOND):
+        finetune = Run(parent / step).record()
+        assert finetune.config["training"]["optimizer"] == WHOLE_BASE.optimizer
+    assert Run(parent / STEP_FINETUNE_SECOND).record().parent_run == str(
+        parent / STEP_EXTRACT_SECOND)
+    ensemble = Run(parent / STEP_ENSEMBLE).record()
+    assert ensemble.kind == "ensemble" and ensemble.config["members"] == [
+        str((parent / step).resolve()) for step in (STEP_FINETUNE, STEP_FINETUNE_SECOND)]
+    for step in CANDIDATES:
+        assert (parent / step / "evaluation-test").is_dir()
+    # The same command again: every step done, nothing trained or rebuilt.
+    before = (parent / STEP_ENSEMBLE / "best.keras").stat().st_mtime_ns
+    result = run_chapter(config, verbose=0)
+    assert all(step.skipped for step in result.steps)
+    assert (parent / STEP_ENSEMBLE / "best.keras").stat().st_mtime_ns == before

@@ -1,9 +1,11 @@
-"""What ``run`` keeps when it tried more than one recipe: the step that validates better.
+"""What ``run`` keeps when it tried more than one recipe: the step that validates best.
 
 The rule of thumb for a small dataset trains the head on frozen features, then tries the
-whole base fine-tuned (``presets.WHOLE_BASE``) within the time budget. Which of the two to
-use is decided on the validation split only (the test split is read once, at the end, for
-every step alike); a tie keeps extraction, the cheaper model to run and to retrain.
+whole base fine-tuned (``presets.WHOLE_BASE``), then, while the time budget lasts, a second
+base the same way and the mean of the two fine-tuned models. Which one to use is decided on
+the validation split only (the test split is read once, at the end, for every step alike);
+a tie keeps the earlier step: extraction, then the single model, the cheaper to run and to
+retrain.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import math
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.workflows.chapter.presets import STEP_EXTRACT, STEP_FINETUNE
+from pipeline.workflows.chapter.presets import (
+    STEP_ENSEMBLE,
+    STEP_EXTRACT,
+    STEP_FINETUNE,
+    STEP_FINETUNE_SECOND,
+)
+
+# The steps whose models may be kept, cheapest first: ties go to the earlier.
+CANDIDATES = (STEP_EXTRACT, STEP_FINETUNE, STEP_FINETUNE_SECOND, STEP_ENSEMBLE)
 
 
 def validation_accuracy(folder: Path) -> float | None:
@@ -27,14 +37,17 @@ def validation_accuracy(folder: Path) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def keep_better(parent: Path, completed: set[str]) -> tuple[str, str]:
-    """The step to keep of extract and finetune under ``parent``, and why, in one line."""
-    extract = validation_accuracy(parent / STEP_EXTRACT)
-    tuned = validation_accuracy(parent / STEP_FINETUNE) if STEP_FINETUNE in completed else None
-    if tuned is None:
-        return STEP_EXTRACT, "fine-tuning did not run (the time budget was spent)"
-    if extract is not None and tuned <= extract:
-        return STEP_EXTRACT, (f"fine-tuning validated no better ({tuned:.1%} against "
-                              f"extraction's {extract:.1%})")
-    shown = "?" if extract is None else f"{extract:.1%}"
-    return STEP_FINETUNE, f"fine-tuning validated better ({tuned:.1%} against extraction's {shown})"
+def keep_best(parent: Path, completed: set[str]) -> tuple[str, str]:
+    """The step to keep among the ``completed`` candidates under ``parent``, and why, in one
+    line naming every candidate's validation accuracy."""
+    scores = {step: validation_accuracy(parent / step)
+              for step in CANDIDATES if step in completed}
+    measured = {step: score for step, score in scores.items() if score is not None}
+    if not measured:
+        return STEP_EXTRACT, "no step has a validation accuracy to compare"
+    best = max(measured, key=lambda step: (measured[step], -CANDIDATES.index(step)))
+    others = ", ".join(f"{step} {score:.1%}" for step, score in measured.items() if step != best)
+    if not others:
+        return best, f"the only step that trained (validation {measured[best]:.1%}; the time " \
+                     "budget was spent before the others)"
+    return best, f"it validated best: {measured[best]:.1%}, against {others}"

@@ -20,13 +20,14 @@ from pipeline.system.paths import check_writable_folder
 from pipeline.training.options import DEFAULT_CLASS_WEIGHT, TrainingOptions
 from pipeline.workflows.chapter.presets import (
     DEFAULT_BUDGET_SECONDS,
+    EPOCH_STEPS,
     RECOMMENDED_BASE,
-    STEP_EXTRACT,
+    STEP_EXTRACT_SECOND,
     STEP_FINETUNE,
-    TRAINING_STEPS,
     get_preset,
     parse_steps,
     rule_of_thumb,
+    second_base_for,
 )
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # as run folders' names (runs.py)
@@ -58,6 +59,8 @@ class ChapterConfig:
     preset: str | None = None
     steps: tuple[str, ...] = ()
     base: str | None = None
+    # The second base of the steps extract-2 and finetune-2 (None: presets.second_base_for).
+    second_base: str | None = None
     architecture: str = "convnet"  # the from-scratch steps' model (pipeline.models.scratch)
     weights: str = "auto"
     image_size: int | None = None
@@ -93,8 +96,9 @@ class Plan:
     decided_by: str  # "preset cpu-quick", "steps/unfreeze given", "rule of thumb"
     reason: str
     # The rule of thumb tries fine-tuning the whole base (``presets.WHOLE_BASE``) and keeps
-    # the step that validates better.
+    # the step that validates best.
     keep_best: bool = False
+    second_base: str | None = None  # the base of extract-2 and finetune-2, when planned
 
 
 def with_data_dir(config: ChapterConfig) -> ChapterConfig:
@@ -152,9 +156,9 @@ def check_config(config: ChapterConfig) -> None:
     if config.steps:
         parse_steps(config.steps)
     for step, epochs in config.epochs.items():
-        if step not in TRAINING_STEPS:
+        if step not in EPOCH_STEPS:
             raise PipelineError(f"`epochs`: {step!r} is not a training step; choose from "
-                                f"{', '.join(TRAINING_STEPS)}")
+                                f"{', '.join(EPOCH_STEPS)}")
         if epochs < 1:
             raise PipelineError(f"`epochs` of {step} must be at least 1, got {epochs}")
     from pipeline.models.scratch import architecture  # loads Keras, as every step will
@@ -224,12 +228,13 @@ def make_plan(config: ChapterConfig, train_images: int) -> Plan:
         steps = parse_steps(config.steps)
     elif config.unfreeze and STEP_FINETUNE not in steps:
         steps = parse_steps((*steps, STEP_FINETUNE))  # asking to unfreeze asks to fine-tune
-    if STEP_FINETUNE in steps and STEP_EXTRACT not in steps:
-        steps = parse_steps((*steps, STEP_EXTRACT))  # fine-tuning starts from the extract run
     epochs = dict(preset.epochs) if preset else {}
     epochs.update(config.epochs)
+    base = config.base or (preset.base if preset else RECOMMENDED_BASE)
+    second = (config.second_base or second_base_for(base)) if STEP_EXTRACT_SECOND in steps \
+        else None
     return Plan(
-        steps=steps, base=config.base or (preset.base if preset else RECOMMENDED_BASE),
+        steps=steps, base=base, second_base=second,
         image_size=config.image_size or (preset.image_size if preset else None),
         epochs={step: epochs[step] for step in steps if step in epochs},
         unfreeze=config.unfreeze or unfreeze,

@@ -19,13 +19,18 @@ from pipeline.training.config import config_to_dict
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.chapter.plan import ChapterConfig, Plan
 from pipeline.workflows.chapter.presets import (
+    DEPENDS_ON,
+    STEP_ENSEMBLE,
     STEP_EXTRACT,
     STEP_EXTRACT_AUGMENT,
+    STEP_EXTRACT_SECOND,
     STEP_FINETUNE,
+    STEP_FINETUNE_SECOND,
     STEP_SCRATCH,
     STEP_SCRATCH_AUGMENT,
     WHOLE_BASE,
 )
+from pipeline.workflows.ensemble.config import EnsembleConfig
 from pipeline.workflows.extract.config import ExtractConfig
 from pipeline.workflows.finetune.config import FinetuneConfig
 from pipeline.workflows.scratch.config import ScratchConfig
@@ -41,9 +46,13 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
     """
     from pipeline.models.scratch import architecture
 
+    if step == STEP_ENSEMBLE:  # no training: the fine-tuned steps' models, averaged
+        return EnsembleConfig(members=tuple(parent / member for member in DEPENDS_ON[step]),
+                              models_dir=parent, run_name=step)
     workflow = {STEP_SCRATCH: ScratchConfig, STEP_SCRATCH_AUGMENT: ScratchConfig,
                 STEP_EXTRACT: ExtractConfig, STEP_EXTRACT_AUGMENT: ExtractConfig,
-                STEP_FINETUNE: FinetuneConfig}[step]
+                STEP_EXTRACT_SECOND: ExtractConfig, STEP_FINETUNE: FinetuneConfig,
+                STEP_FINETUNE_SECOND: FinetuneConfig}[step]
     training = TrainingOptions(
         batch_size=config.batch_size, epochs=plan.epochs.get(step, TrainingOptions.epochs),
         seed=config.seed, precision=config.precision, strategy=config.strategy,
@@ -59,9 +68,10 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
         return ScratchConfig(data_dir=Path(config.data_dir), architecture=model.name,
                              image_size=config.image_size or model.image_size, augment=augment,
                              dropout=AUGMENTED_DROPOUT if augment else 0.0, **common)
-    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT):
+    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT, STEP_EXTRACT_SECOND):
         augment = step == STEP_EXTRACT_AUGMENT
-        extra = {"base": plan.base} if plan.base else {}
+        base = plan.second_base if step == STEP_EXTRACT_SECOND else plan.base
+        extra = {"base": base} if base else {}
         return ExtractConfig(data_dir=Path(config.data_dir), weights=config.weights,
                              image_size=plan.image_size, augment=augment,
                              features_dir=features_dir, **(views if augment else {}), **extra,
@@ -77,7 +87,8 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
         warmup = recipe.warmup_epochs if training.epochs > recipe.warmup_epochs else 0.0
         extra["lr_schedule"] = ScheduleOptions(recipe.schedule, warmup)
         common["training"] = training
-    return FinetuneConfig(source_run=parent / STEP_EXTRACT, unfreeze=plan.unfreeze,
+    (source,) = DEPENDS_ON[step]  # the extract step it fine-tunes
+    return FinetuneConfig(source_run=parent / source, unfreeze=plan.unfreeze,
                           features_dir=features_dir, **views, **extra, **common)
 
 
@@ -98,6 +109,8 @@ def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = N
     if training.get("class_weight") == "none" or len(counts) <= 1:
         # No weights: the same training as before the option existed, so the same digest.
         training.pop("class_weight", None)
+    if not training.get("label_smoothing"):
+        training.pop("label_smoothing", None)  # the training before the option existed
     if legacy and isinstance(workflow_config, FinetuneConfig):
         document["config"].update(_old_finetune_fields(workflow_config))
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

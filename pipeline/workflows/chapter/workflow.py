@@ -36,7 +36,7 @@ from pipeline.runs.chapter_record import (
 )
 from pipeline.system import interrupts, processes
 from pipeline.training.config import config_to_dict
-from pipeline.workflows.chapter.choosing import keep_better
+from pipeline.workflows.chapter.choosing import keep_best
 from pipeline.workflows.chapter.plan import (
     ChapterConfig,
     Plan,
@@ -49,10 +49,12 @@ from pipeline.workflows.chapter.plan import (
     with_data_dir,
 )
 from pipeline.workflows.chapter.presets import (
+    DEPENDS_ON,
+    STEP_ENSEMBLE,
     STEP_EVALUATE,
     STEP_EXTRACT,
     STEP_EXTRACT_AUGMENT,
-    STEP_FINETUNE,
+    STEP_EXTRACT_SECOND,
     STEP_SCRATCH,
     STEP_SCRATCH_AUGMENT,
     TRAINING_STEPS,
@@ -140,17 +142,20 @@ def _run_chapter(config: ChapterConfig, verbose, callbacks: Sequence[Any]) -> Ch
     with interrupts.signals_stop():  # SIGTERM stops like Ctrl-C
         try:
             for step in (s for s in plan.steps if s != STEP_EVALUATE):
-                if deadline is not None and results and time.monotonic() >= deadline:
-                    record.steps[step] = StepRecord(status="skipped", reason=BUDGET_SPENT)
+                missing = _not_trained(step, results)
+                if missing or (deadline is not None and results
+                               and time.monotonic() >= deadline):
+                    reason = f"{missing} did not train" if missing else BUDGET_SPENT
+                    record.steps[step] = StepRecord(status="skipped", reason=reason)
                     if verbose:
-                        print(f"== {step}: skipped ({BUDGET_SPENT})")
+                        print(f"== {step}: skipped ({reason})")
                     continue
                 timed = (*callbacks, TimeBudget(deadline)) if deadline is not None else callbacks
                 results.append(_train_step(step, parent, record, config, plan, manifest,
                                            verbose, timed))
             trained = {r.name for r in results if r.status == "completed"}
             if plan.keep_best:
-                record.kept, record.kept_reason = keep_better(parent, trained)
+                record.kept, record.kept_reason = keep_best(parent, trained)
                 if verbose:
                     print(f"kept: {record.kept} ({record.kept_reason})")
             if STEP_EVALUATE in plan.steps and no_test:
@@ -244,7 +249,9 @@ def _open_record(parent: Path, config: ChapterConfig, plan: Plan) -> ChapterReco
 def _train_step(step: str, parent: Path, record: ChapterRecord, config: ChapterConfig, plan: Plan,
                 manifest: dict, verbose, callbacks: Sequence[Any] = ()) -> StepResult:
     workflow_config = step_config(step, parent, config, plan)
-    depends_on = record.steps[STEP_EXTRACT].digest if step == STEP_FINETUNE else None
+    made_from = [record.steps[source].digest for source in DEPENDS_ON.get(step, ())]
+    depends_on = None if not made_from else made_from[0] if len(made_from) == 1 else \
+        "+".join(str(digest) for digest in made_from)
     digest = step_digest(workflow_config, manifest, depends_on)
     state = record.steps[step]
     folder = parent / step
@@ -287,13 +294,26 @@ def _train(step: str, workflow_config: Any, verbose, callbacks: Sequence[Any]):
         from pipeline.workflows.scratch.workflow import train_scratch
 
         return train_scratch(workflow_config, verbose, callbacks)
-    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT):
+    if step in (STEP_EXTRACT, STEP_EXTRACT_AUGMENT, STEP_EXTRACT_SECOND):
         from pipeline.workflows.extract.workflow import run_extract
 
         return run_extract(workflow_config, verbose, callbacks)
+    if step == STEP_ENSEMBLE:
+        from pipeline.workflows.ensemble.workflow import build_ensemble
+
+        return build_ensemble(workflow_config, verbose=bool(verbose))
     from pipeline.workflows.finetune.workflow import run_finetune
 
     return run_finetune(workflow_config, verbose, callbacks)
+
+
+def _not_trained(step: str, results: Sequence[StepResult]) -> str | None:
+    """The step ``step`` is made of that has no completed run now (the ensemble's members,
+    when the budget ran out before them), or None."""
+    completed = {result.name for result in results if result.status == "completed"}
+    if step != STEP_ENSEMBLE:
+        return None
+    return next((source for source in DEPENDS_ON[step] if source not in completed), None)
 
 
 def _completed(folder: Path) -> bool:
