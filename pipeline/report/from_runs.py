@@ -109,9 +109,11 @@ def summary_from_run(
     record = run.record()
     metrics = run.read_metrics()
     evaluation = _evaluation(run)
-    test = metrics.get("test", {}).get("accuracy")
-    if test is None and evaluation is not None:
-        test = evaluation.get("accuracy")
+    # The evaluate step's measure of the saved model first (what `run` printed), else the
+    # run's own, taken while training (result.step_test_accuracy says why).
+    test = evaluation.get("accuracy") if evaluation is not None else None
+    if test is None:
+        test = metrics.get("test", {}).get("accuracy")
     history = run.read_history() if run.file("history.json").is_file() else {}
     photos = _wrong_photos(run, record, evaluation, wrong, gradcam) if evaluation else ()
     evaluation = evaluation or {}

@@ -54,6 +54,15 @@ def test_the_rule_of_thumb_tries_the_whole_base_with_the_measured_recipe(tmp_pat
         WHOLE_BASE.optimizer, WHOLE_BASE.learning_rate)
     assert finetune.lr_schedule.schedule == WHOLE_BASE.schedule
     assert finetune.views == WHOLE_BASE.views and finetune.augment
+    assert finetune.training.label_smoothing == WHOLE_BASE.label_smoothing > 0
+    with_data = ChapterConfig(**TINY, data_dir=tmp_path)
+    extract = step_config(STEP_EXTRACT, tmp_path, with_data, plan)
+    assert extract.training.label_smoothing == 0  # the recipe's, not every step's
+    # The user's value is every step's, 0 included.
+    for given in (0.0, 0.2):
+        chosen = ChapterConfig(**TINY, data_dir=tmp_path, label_smoothing=given)
+        for step in (STEP_EXTRACT, STEP_FINETUNE, STEP_FINETUNE_SECOND):
+            assert step_config(step, tmp_path, chosen, plan).training.label_smoothing == given
     assert run_budget(config, plan) == DEFAULT_BUDGET_SECONDS
     # A preset or steps given: nothing is tried, no budget unless asked for.
     for chosen in (ChapterConfig(preset="cpu-quick"), ChapterConfig(steps=("extract",))):

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.data.defaults import DATA_ROOT, DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, DEFAULT_SEED
 from pipeline.data.sizes import check_image_size
 from pipeline.errors import PipelineError
+from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.system.paths import check_writable_folder
 from pipeline.training.options import DEFAULT_CLASS_WEIGHT, TrainingOptions
 from pipeline.workflows.chapter.presets import (
@@ -72,6 +73,9 @@ class ChapterConfig:
     seed: int = DEFAULT_SEED
     precision: str = "auto"  # mixed where the hardware has it natively (training.precision)
     class_weight: str = DEFAULT_CLASS_WEIGHT  # none | balanced, every training step's
+    # Every training step's label smoothing; None: the whole-base recipe's for the rule of
+    # thumb's fine-tuning (presets.WHOLE_BASE), none elsewhere.
+    label_smoothing: float | None = None
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
     # Seconds for the whole run: training stops before an epoch would pass it. None: 15
@@ -173,7 +177,8 @@ def check_config(config: ChapterConfig) -> None:
     # The options every step shares are checked as the steps will take them.
     TrainingOptions(batch_size=config.batch_size, seed=config.seed,
                     precision=config.precision, strategy=config.strategy,
-                    class_weight=config.class_weight).validate()
+                    class_weight=config.class_weight,
+                    label_smoothing=config.label_smoothing or NO_SMOOTHING).validate()
 
 
 def will_prepare(config: ChapterConfig) -> bool:

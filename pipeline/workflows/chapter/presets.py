@@ -144,6 +144,8 @@ class WholeBaseRecipe:
     seeds; docs/results.md): validation 94.5% -> 95.6% and 95.2% -> 96.3% over extraction,
     with BatchNormalization frozen in inference mode, augmentation on the fly, Adam at 1e-4
     with a one-epoch warm-up and cosine decay, six epochs; the best epoch by validation loss.
+    Label smoothing 0.1 then validated 96.7% and 96.0% against 94.9% and 96.0% without it
+    (seeds 1337 and 2, from the same extraction head, mixed precision).
     """
 
     optimizer: str = "adam"
@@ -152,6 +154,7 @@ class WholeBaseRecipe:
     warmup_epochs: float = 1.0
     epochs: int = 6
     views: int = 0  # augmentation on the fly, through the whole model
+    label_smoothing: float = 0.1
 
 
 WHOLE_BASE = WholeBaseRecipe()

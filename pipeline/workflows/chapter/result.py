@@ -1,9 +1,8 @@
 """What ``run`` did, for people: each step's outcome, its test accuracy, the report.
 
-The test accuracy shown is the one the report shows (``pipeline.report.from_runs``): the
-run's own test metrics when its training evaluated the test split, else what ``run``'s
-evaluate step wrote into ``<step>/evaluation-test/`` (the scratch steps evaluate only
-validation while training, so theirs comes from there).
+The test accuracy shown is the one the report shows (``pipeline.report.from_runs``): what
+``run``'s evaluate step wrote into ``<step>/evaluation-test/``, else the run's own test
+metrics when its training evaluated the test split.
 """
 
 from __future__ import annotations
@@ -67,13 +66,19 @@ class ChapterResult:
 
 def step_test_accuracy(folder: Path) -> float | None:
     """The test accuracy of the completed run in ``folder``, as the report shows it; None
-    when it was not evaluated on the test split."""
+    when it was not evaluated on the test split.
+
+    What the evaluate step measured on the saved model comes first: that is the model users
+    get, and the number ``run`` printed as it evaluated. The run's own test metrics (taken
+    while training, in its training precision and graph, so a photo may fall the other way
+    in bfloat16) stand in when the step did not evaluate.
+    """
     from pipeline.runs.folder import Run
 
-    value = Run(folder).read_metrics().get(EVALUATION_SPLIT, {}).get("accuracy")
+    value = _evaluated_accuracy(folder / EVALUATION_FOLDER / "metrics.json")
     if value is None or math.isnan(value):
-        value = _evaluated_accuracy(folder / EVALUATION_FOLDER / "metrics.json")
-    return None if value is None else float(value)
+        value = Run(folder).read_metrics().get(EVALUATION_SPLIT, {}).get("accuracy")
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def _evaluated_accuracy(path: Path) -> float | None:

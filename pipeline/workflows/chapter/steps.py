@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.models.schedules import ScheduleOptions
 from pipeline.training.config import config_to_dict
 from pipeline.training.options import TrainingOptions
@@ -56,7 +57,7 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
     training = TrainingOptions(
         batch_size=config.batch_size, epochs=plan.epochs.get(step, TrainingOptions.epochs),
         seed=config.seed, precision=config.precision, strategy=config.strategy,
-        class_weight=config.class_weight,
+        class_weight=config.class_weight, label_smoothing=config.label_smoothing or NO_SMOOTHING,
     ).with_defaults(workflow.TRAINING_DEFAULTS)
     common = dict(models_dir=parent, run_name=step, training=training)
     features_dir = Path(config.models_dir) / "features"  # one cache for every run folder
@@ -79,9 +80,11 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
     extra = {"augment": plan.augment} if plan.augment is not None else {}
     if plan.keep_best:  # the rule of thumb's whole-base recipe, measured (presets.WHOLE_BASE)
         recipe = WHOLE_BASE
+        smoothing = config.label_smoothing
         training = dataclasses.replace(
             training, optimizer=recipe.optimizer, learning_rate=recipe.learning_rate,
-            epochs=plan.epochs.get(step, recipe.epochs))
+            epochs=plan.epochs.get(step, recipe.epochs),
+            label_smoothing=recipe.label_smoothing if smoothing is None else smoothing)
         views = {"views": plan.views if plan.views is not None else recipe.views}
         # The warm-up must end before the last epoch: none when fewer epochs are asked for.
         warmup = recipe.warmup_epochs if training.epochs > recipe.warmup_epochs else 0.0
