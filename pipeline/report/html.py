@@ -180,8 +180,7 @@ def _wrong_photos(run: RunSummary) -> list[str]:
         return []
     parts = [
         f"<h2>Most confidently wrong: {escape(run.name)}</h2>",
-        '<p class="caption">The test photos this run got wrong with the highest probability '
-        "for the wrong class; Grad-CAM shows where it looked.</p>",
+        f'<p class="caption">{escape(table.wrong_photos_caption(run))}</p>',
         "<div>",
     ]
     for photo in run.wrong_photos:

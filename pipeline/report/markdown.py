@@ -121,8 +121,7 @@ def _wrong_photos(run: RunSummary, number: int, picture) -> list[str]:
     if not run.wrong_photos:
         return []
     lines = [f"## Most confidently wrong: {cell(run.name)}", "",
-             "The test photos this run got wrong with the highest probability for the wrong "
-             "class; Grad-CAM shows where it looked.", ""]
+             table.wrong_photos_caption(run), ""]
     for index, photo in enumerate(run.wrong_photos, start=1):
         caption = table.wrong_caption(photo.true_class, photo.predicted_class, photo.probability)
         thumbnail = figures.photo_thumbnail(photo.path)

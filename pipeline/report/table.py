@@ -16,6 +16,7 @@ from pipeline.report.model import (
     book_reference,
 )
 
+ENSEMBLE = "ensemble"  # a run kind that trains no epochs (pipeline.workflows.ensemble)
 BOOK_COLUMN = "Book's reference"
 STRATEGY_COLUMNS = (
     "Strategy", "Kind", "Model", "Validation accuracy", "Test accuracy", "Balanced accuracy",
@@ -74,10 +75,20 @@ def strategy_row(run: RunSummary, book: bool = True) -> tuple[str, ...]:
         run.name, run.kind, model_cell(run), percent(run.val_accuracy),
         percent(run.test_accuracy), percent(run.balanced_accuracy),
         "—" if run.macro_f1 is None else f"{run.macro_f1:.3f}",
+        "—" if run.kind == ENSEMBLE else
         str(run.epochs_run) + (f" (after {run.parent})" if run.parent else ""),
         duration(run.wall_time_s), f"{run.trainable_params:,}", book_cell(run.kind),
     )
     return row if book else row[:-1]
+
+
+def wrong_photos_caption(run: RunSummary) -> str:
+    """What the most-confidently-wrong section shows; Grad-CAM named only when it is there
+    (an ensemble's several bases have no one last convolution to explain)."""
+    text = "The test photos this run got wrong with the highest probability for the wrong class"
+    if any(photo.gradcam is not None for photo in run.wrong_photos):
+        return f"{text}; Grad-CAM shows where it looked."
+    return f"{text}."
 
 
 def strategy_rows(report: Report) -> list[tuple[str, ...]]:

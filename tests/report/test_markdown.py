@@ -47,3 +47,23 @@ def test_another_dataset_gets_no_book_numbers_and_a_compact_matrix(flowers_repor
     matrix = [line for line in text.split("## Confusion matrix: extract")[1].splitlines()
               if line.startswith("| ")]
     assert len(matrix) == 18 and "%" not in "".join(matrix[1:]), "counts only at 17 classes"
+
+
+def test_an_ensemble_shows_no_epochs_and_no_grad_cam_it_does_not_have(tmp_path):
+    from pipeline.report.model import RunSummary, WrongPhoto
+    from pipeline.report.table import strategy_row, wrong_photos_caption
+
+    photo = tmp_path / "wrong.jpg"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(photo)
+    wrong = (WrongPhoto(photo, "cat", "dog", 0.8),)
+    ensemble = RunSummary("ensemble", "ensemble", 0.97, 0.98, 0, 12.0, 7_454_562, {},
+                          model="efficientnet_lite1+efficientnet_lite0", image_size=240,
+                          wrong_photos=wrong)
+    assert strategy_row(ensemble)[7] == "—"
+    assert "Grad-CAM" not in wrong_photos_caption(ensemble)
+    explained = dataclasses.replace(ensemble, kind="finetune", wrong_photos=(
+        dataclasses.replace(wrong[0], gradcam=photo),))
+    assert strategy_row(explained)[7] == "0" and "Grad-CAM" in wrong_photos_caption(explained)
+    written = write_markdown(Report((ensemble,), title="one ensemble"), tmp_path / "out")
+    text = written.read_text()
+    assert "| ensemble | ensemble |" in text and "Grad-CAM shows" not in text
