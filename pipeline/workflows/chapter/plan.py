@@ -78,8 +78,9 @@ class ChapterConfig:
     label_smoothing: float | None = None
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
-    # Seconds for the whole run: training stops before an epoch would pass it. None: 15
-    # minutes when the rule of thumb tries fine-tuning the whole base, else no limit.
+    # Seconds for the training steps: training stops before an epoch would pass it, a step
+    # not begun by then is skipped; test evaluation and the report follow. None: 15 minutes
+    # when the rule of thumb tries fine-tuning the whole base, else no limit.
     budget: float | None = None
     # The folder (or a step's run, or cached work) is held by a process the user knows is
     # dead, though its pid looks alive: take it over (``processes.taking_over``).
