@@ -56,6 +56,8 @@ def test_the_output_is_the_mean_of_the_members_fed_at_their_sizes(tiny_run, bigg
 def test_the_run_is_recorded_and_validated_like_any_other(tiny_run, bigger_run, ensemble_run):
     record = ensemble_run.record()
     assert (record.kind, record.status, record.image_size) == ("ensemble", "completed", 56)
+    members = (load_run_model(path).model for path in (tiny_run.path, bigger_run.path))
+    assert record.trainable_parameters == sum(member.count_params() for member in members)
     assert record.class_names == tiny_run.record().class_names
     assert record.config["members"] == [str(tiny_run.path.resolve()),
                                         str(bigger_run.path.resolve())]

@@ -59,7 +59,9 @@ def build_ensemble(config: EnsembleConfig, verbose: bool = True) -> Run:
     metrics = _validate(model, data_dir, image_size, first.class_names, config.batch_size)
     if metrics is not None:
         run.write_metrics(VALIDATION, metrics)
-    run.finish(COMPLETED)
+    # Recorded, so the report need not load every member again to count them.
+    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    run.finish(COMPLETED, trainable_parameters=trainable)
     if verbose:
         shown = "no validation split" if metrics is None else \
             f"validation accuracy {metrics['accuracy']:.1%}"
