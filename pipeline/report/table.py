@@ -65,7 +65,8 @@ def strategy_columns(report: Report) -> tuple[str, ...]:
 def model_cell(run: RunSummary) -> str:
     """``vgg16, 150 px``: the base or architecture and the side it was fed at."""
     size = f"{run.image_size} px" if run.image_size else ""
-    return ", ".join(part for part in (run.model or "", size) if part) or "—"
+    model = (run.model or "").replace("+", " + ")  # an ensemble's bases: a cell may wrap there
+    return ", ".join(part for part in (model, size) if part) or "—"
 
 
 def strategy_row(run: RunSummary, book: bool = True) -> tuple[str, ...]:

@@ -112,14 +112,24 @@ def test_a_17_class_report_fits_the_page(flowers_report, tmp_path):
 
 def test_the_strategies_of_a_run_without_a_preset_fit_the_page(flowers_report, tmp_path):
     """What `run --source` writes for a small dataset: extraction, then the whole base
-    fine-tuned (a long model name, "6 (after extract)" epochs, millions of parameters)."""
+    fine-tuned (a long model name, "6 (after extract)" epochs, millions of parameters), the
+    same for a second base, and their ensemble (two bases' names in one cell)."""
     extract = flowers_report.runs[0]
     finetune = dataclasses.replace(
         extract, name="finetune", kind="finetune", epochs=6, wall_time_s=239.0,
         trainable_params=4_103_793, parent="extract",
         history={key: values[:6] for key, values in extract.history.items()})
-    report = dataclasses.replace(flowers_report, runs=(extract, finetune))
+    second = dataclasses.replace(extract, name="extract-2", model="efficientnet_lite0",
+                                 image_size=224)
+    second_tuned = dataclasses.replace(finetune, name="finetune-2", parent="extract-2",
+                                       model="efficientnet_lite0", image_size=224)
+    ensemble = dataclasses.replace(
+        extract, name="ensemble", kind="ensemble", epochs=0, wall_time_s=23.2,
+        trainable_params=7_454_562, history={},
+        model="efficientnet_lite1+efficientnet_lite0")
+    runs = (extract, finetune, second, second_tuned, ensemble)
+    report = dataclasses.replace(flowers_report, runs=runs)
     seen = _open_in_browser(write_html(report, tmp_path / "report.html"), tmp_path)
-    assert seen["runs"] == ["extract", "finetune"]
+    assert seen["runs"] == [run.name for run in runs]
     width, visible = seen["page"]
     assert width <= visible, f"the page scrolls sideways: {width} > {visible} px"
