@@ -54,17 +54,24 @@ def replaced(tmp_path, kaggle_source):
     return source, data_root
 
 
+def _reports_the_new_dataset_prepared(done, data_root, says: str) -> None:
+    """A stop that came once the new dataset (3 training photos per class) was in place:
+    exit 0, "prepared" with ``says``, and the dataset complete on disk."""
+    assert done.returncode == 0, done.stderr
+    assert "interrupted" not in done.stderr and "terminated" not in done.stderr
+    assert f"prepared {data_root / 'small'}" in done.stdout
+    assert says in done.stdout
+    assert read_manifest(data_root / "small")["requested"]["train"] == 3
+    assert verify_dataset(data_root / "small", full=True).files == 14
+
+
 @pytest.mark.parametrize("stop", ["int", "term"])
 def test_a_stop_while_deleting_the_replaced_dataset_reports_it_prepared(replaced, stop):
     source, data_root = replaced
     done = run_driver(f"{stop}-while-deleting-old", source, data_root, "--train", "3", "--force")
 
-    assert done.returncode == 0, done.stderr
-    assert "interrupted" not in done.stderr and "terminated" not in done.stderr
-    assert f"prepared {data_root / 'small'}" in done.stdout
-    assert "the next `data prepare` deletes what is left" in done.stdout
-    assert read_manifest(data_root / "small")["requested"]["train"] == 3
-    assert verify_dataset(data_root / "small", full=True).files == 14
+    _reports_the_new_dataset_prepared(done, data_root,
+                                      "the next `data prepare` deletes what is left")
     assert any(".small.old-" in name for name in hidden(data_root))  # half deleted, owned
 
     later = prepare_dataset(config(source, data_root, name="other"), progress=False)
@@ -79,12 +86,8 @@ def test_a_stop_after_the_dataset_is_in_place_reports_it_prepared(replaced, stop
     source, data_root = replaced
     done = run_driver(f"{stop}-after-placing", source, data_root, "--train", "3", "--force")
 
-    assert done.returncode == 0, done.stderr
-    assert "interrupted" not in done.stderr and "terminated" not in done.stderr
-    assert f"prepared {data_root / 'small'}" in done.stdout
-    assert "once the new dataset was in place; it is complete" in done.stdout
-    assert read_manifest(data_root / "small")["requested"]["train"] == 3
-    assert verify_dataset(data_root / "small", full=True).files == 14
+    _reports_the_new_dataset_prepared(done, data_root,
+                                      "once the new dataset was in place; it is complete")
     assert hidden(data_root) == []  # nothing left for a later run to clear
 
 
