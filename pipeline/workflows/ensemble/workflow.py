@@ -45,18 +45,20 @@ def build_ensemble(config: EnsembleConfig, verbose: bool = True) -> Run:
     if not data_dir.is_dir():
         raise PipelineError(f"{data_dir}: the dataset of {first.run.path} is not there; the "
                             "ensemble is validated on it")
+    counts = _counts(data_dir)
     run = Run.create(Path(config.models_dir), KIND, config.run_name)
     record = RunRecord(
         kind=KIND, data_dir=str(data_dir), class_names=list(first.class_names),
         image_size=image_size, config=config_to_dict(_resolved(config)),
         base="+".join(_base_name(member) for member in members),
-        counts=_counts(data_dir),
+        counts=counts,
     )
     run.write_record(record)
     names = [f"member_{i}_{member.run.name}" for i, member in enumerate(members)]
     model = average_of([member.model for member in members], image_size, names)
     save_model(model, run.file(BEST_MODEL))
-    metrics = _validate(model, data_dir, image_size, first.class_names, config.batch_size)
+    metrics = None if not counts.get(VALIDATION) else _validate(
+        model, data_dir, image_size, first.class_names, config.batch_size)
     if metrics is not None:
         run.write_metrics(VALIDATION, metrics)
     # Recorded, so the report need not load every member again to count them.
@@ -97,11 +99,8 @@ def _load_members(config: EnsembleConfig) -> list[RunModel]:
 
 
 def _validate(model, data_dir: Path, image_size: int, class_names: tuple[str, ...],
-              batch_size: int) -> dict[str, float] | None:
-    """Accuracy and loss on the validation split; None when the dataset has none."""
-    counts = _counts(data_dir)
-    if not counts.get(VALIDATION):
-        return None
+              batch_size: int) -> dict[str, float]:
+    """Accuracy and loss on the validation split."""
     data = load_split(data_dir, VALIDATION, image_size, batch_size, cache=False)
     if data.class_names != class_names:
         raise PipelineError(f"{data_dir}: classes {list(data.class_names)} differ from the "
