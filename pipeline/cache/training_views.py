@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.cache.dataset_features import FeatureSource
 from pipeline.cache.views import CachedViews, ViewCache, ViewsKey, augmented_view_computer
-from pipeline.data.augment import AugmentConfig, build_augmentation
+from pipeline.data.augment import GEOMETRY, AugmentConfig, build_augmentation
 from pipeline.data.dataset import load_split
 from pipeline.data.pca_color import rgb_principal_components
 from pipeline.errors import PipelineError
@@ -68,7 +68,7 @@ def training_views(
         pca = rgb_principal_components((np.asarray(x) for x, _ in data.dataset), seed=seed)
     key = ViewsKey.make(source.key(bottom, "train").digest(),
                         source.key(bottom, "train").layer,
-                        dataclasses.asdict(augmentation), seed)
+                        {**dataclasses.asdict(augmentation), "geometry": GEOMETRY}, seed)
     compute = augmented_view_computer(
         bottom, lambda: data.dataset, lambda s: build_augmentation(augmentation, pca, seed=s),
         seed, verbose=1 if verbose else 0,

@@ -254,11 +254,20 @@ def augmented_view_computer(
     labels); ``make_augmentation(seed)`` builds the augmentation layer for one view's seed.
     """
 
+    # One augmentation layer, one folded model and one traced function for every view: a view
+    # differs only by its seed, set into the layer's generators (``_reseed``), rather than
+    # folding and tracing the whole model again for every view.
+    built: dict[str, Any] = {}
+
     def compute(view: int, out: np.ndarray) -> None:
-        augmentation = make_augmentation(view_seed(seed, view))
+        if not built:
+            built["augmentation"] = make_augmentation(view_seed(seed, view))
+            built["running"] = inference_model(bottom)
+            built["graph"] = _one_graph(built["augmentation"], built["running"])
+        augmentation, running = built["augmentation"], built["running"]
+        augmented_outputs = built["graph"]
+        _reseed(augmentation, view_seed(seed, view))
         progress = keras.utils.Progbar(len(out), verbose=verbose, unit_name="image")
-        running = inference_model(bottom)
-        augmented_outputs = _one_graph(augmentation, running)
         offset = 0
         for images, _ in batches():
             if augmented_outputs is not None:
@@ -276,6 +285,15 @@ def augmented_view_computer(
             raise PipelineError(f"{offset} images where {len(out)} were expected; the data changed")
 
     return compute
+
+
+def _reseed(layer: keras.Layer, seed: int) -> None:
+    """Every random generator of ``layer`` (and of its sublayers) set to where a new
+    ``SeedGenerator(seed)`` starts, so the layer draws as one built with ``seed`` would."""
+    for part in (layer, *getattr(layer, "layers", ())):
+        for value in vars(part).values():
+            if isinstance(value, keras.random.SeedGenerator):
+                value.state.assign(np.array([seed, 0], dtype=value.state.dtype))
 
 
 def _one_graph(augmentation: keras.Layer, model: keras.Model):

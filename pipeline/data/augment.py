@@ -13,13 +13,23 @@ import numpy as np
 
 from pipeline.data.augment_options import PLACEMENTS, AugmentConfig
 from pipeline.data.pca_color import PCAColorAugmentation
+from pipeline.data.random_affine import RandomAffine
 
-__all__ = ["PLACEMENTS", "AugmentConfig", "RandomShear", "build_augmentation"]
+__all__ = [
+    "GEOMETRY", "PLACEMENTS", "AugmentConfig", "RandomAffine", "RandomShear", "build_augmentation",
+]
+
+# How the geometric parts are applied, part of the cached views' key: views made by the five
+# separate Keras layers of earlier versions are not mistaken for views of ``RandomAffine``.
+GEOMETRY = "one-affine"
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
 class RandomShear(keras.layers.RandomShear):
     """Keras' ``RandomShear`` with a configuration that loads back.
+
+    No longer built (``RandomAffine`` shears); kept registered so that models saved by
+    earlier versions, with the five separate layers inside, still load.
 
     Keras 3's layer writes its factors as ranges like ``[-0.2, 0.2]`` that its own
     constructor then refuses, so a saved model with it could not be loaded; this
@@ -43,27 +53,21 @@ def build_augmentation(
 ) -> keras.Sequential | None:
     """A ``Sequential`` of the enabled augmentation layers, or None when none is enabled.
 
+    The geometric parts are one ``RandomAffine`` (a single resampling); the PCA colour shift
+    follows it.
+
     ``pca`` holds the training set's RGB eigenvalues and eigenvectors; it is needed
     only when ``config.pca_color > 0``.
     """
     config.validate()
     layers: list[keras.layers.Layer] = []
-    fill = config.fill_mode
-    if config.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if config.rotation:
-        rotation = config.rotation / 360.0  # Keras takes a fraction of a full turn
-        layers.append(keras.layers.RandomRotation(rotation, fill_mode=fill, seed=seed))
-    if config.width_shift or config.height_shift:
-        layers.append(
-            keras.layers.RandomTranslation(
-                config.height_shift, config.width_shift, fill_mode=fill, seed=seed
-            )
-        )
-    if config.shear:
-        layers.append(RandomShear(config.shear, config.shear, fill_mode=fill, seed=seed))
-    if config.zoom:
-        layers.append(keras.layers.RandomZoom(config.zoom, config.zoom, fill_mode=fill, seed=seed))
+    if (config.horizontal_flip or config.rotation or config.width_shift or config.height_shift
+            or config.shear or config.zoom):
+        layers.append(RandomAffine(
+            rotation=config.rotation, width_shift=config.width_shift,
+            height_shift=config.height_shift, shear=config.shear, zoom=config.zoom,
+            horizontal_flip=config.horizontal_flip, fill_mode=config.fill_mode, seed=seed,
+        ))
     if config.pca_color:
         if pca is None:
             raise ValueError("pca_color > 0 needs the RGB principal components of the training set")

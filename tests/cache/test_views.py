@@ -86,6 +86,20 @@ def test_a_view_is_the_same_whenever_it_is_computed(tmp_path):
     np.testing.assert_allclose(two.views[1], one.views[1], rtol=1e-6)
 
 
+def test_a_view_does_not_depend_on_the_views_computed_before_it(tmp_path):
+    # One computer reuses its augmentation layer and graph across views, reseeding the layer:
+    # view 2 after views 0 and 1 equals view 2 computed first by a fresh computer.
+    *_, after_others, bottom, images = _setup(tmp_path / "a")
+    *_, fresh, _, _ = _setup(tmp_path / "b")
+    shape = (COUNT, *bottom.output.shape[1:])
+    outputs = [np.zeros(shape, "float32") for _ in range(4)]
+    for view in range(3):
+        after_others(view, outputs[view])
+    fresh(2, outputs[3])
+    np.testing.assert_array_equal(outputs[3], outputs[2])
+    assert not np.allclose(outputs[2], outputs[1])
+
+
 def test_an_interrupted_computation_keeps_finished_views_and_resumes(tmp_path, capsys):
     calls: list[int] = []
     cache, key, labels, shape, compute, _, _ = _setup(tmp_path, calls)

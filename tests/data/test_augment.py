@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.data.augment import AugmentConfig, build_augmentation
+from pipeline.data.augment import AugmentConfig, RandomAffine, RandomShear, build_augmentation
 from pipeline.errors import PipelineError
 
 
@@ -13,11 +13,15 @@ def _images(seed=0):
 
 
 def test_classic_set_is_on_by_default_and_each_part_can_be_turned_off():
-    names = [type(layer).__name__ for layer in build_augmentation(AugmentConfig()).layers]
-    assert names == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear",
-                     "RandomZoom"]
+    (geometry,) = build_augmentation(AugmentConfig()).layers
+    assert isinstance(geometry, RandomAffine)  # the five parts in one resampling
+    assert (geometry.rotation, geometry.width_shift, geometry.height_shift, geometry.shear,
+            geometry.zoom, geometry.horizontal_flip) == (40, 0.2, 0.2, 0.2, 0.2, True)
     fewer = build_augmentation(AugmentConfig(rotation=0, shear=0, horizontal_flip=False))
-    assert [type(layer).__name__ for layer in fewer.layers] == ["RandomTranslation", "RandomZoom"]
+    (geometry,) = fewer.layers
+    assert (geometry.rotation, geometry.shear, geometry.horizontal_flip) == (0, 0, False)
+    flip_only = build_augmentation(AugmentConfig(0, 0, 0, 0, 0, True))
+    assert flip_only.layers[0].horizontal_flip and flip_only.layers[0].zoom == 0
     nothing = AugmentConfig(0, 0, 0, 0, 0, False)
     assert build_augmentation(nothing) is None
 
@@ -72,5 +76,20 @@ def test_augmentation_trains_inside_a_model_is_off_at_inference_and_saved_with_i
     loaded = keras.models.load_model(tmp_path / "augmented.keras")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, rtol=1e-4)
     names = [type(layer).__name__ for layer in loaded.get_layer("augmentation").layers]
-    assert names == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomShear",
-                     "RandomZoom", "PCAColorAugmentation"]
+    assert names == ["RandomAffine", "PCAColorAugmentation"]
+
+
+def test_a_model_saved_with_the_five_layers_of_earlier_versions_still_loads(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    old = keras.Sequential([
+        keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(40 / 360),
+        keras.layers.RandomTranslation(0.2, 0.2), RandomShear(0.2, 0.2),
+        keras.layers.RandomZoom(0.2, 0.2)], name="augmentation")
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(old(inputs)))
+    model.save(tmp_path / "old.keras")
+    loaded = keras.models.load_model(tmp_path / "old.keras")
+    images = _images()
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), images.mean(axis=(1, 2)),
+                               rtol=1e-5)
+    assert not np.allclose(np.asarray(loaded.get_layer("augmentation")(images, training=True)),
+                           images)
