@@ -89,7 +89,7 @@ def test_a_view_is_the_same_whenever_it_is_computed(tmp_path):
 def test_a_view_does_not_depend_on_the_views_computed_before_it(tmp_path):
     # One computer reuses its augmentation layer and graph across views, reseeding the layer:
     # view 2 after views 0 and 1 equals view 2 computed first by a fresh computer.
-    *_, after_others, bottom, images = _setup(tmp_path / "a")
+    *_, after_others, bottom, _ = _setup(tmp_path / "a")
     *_, fresh, _, _ = _setup(tmp_path / "b")
     shape = (COUNT, *bottom.output.shape[1:])
     outputs = [np.zeros(shape, "float32") for _ in range(4)]
