@@ -23,6 +23,7 @@ from pipeline.commands.options import (
 )
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
+from pipeline.training.mixing_options import CUTMIX_HELP, MIXUP_HELP
 from pipeline.training.options import (
     CLASS_WEIGHT_REASON,
     CLASS_WEIGHTS,
@@ -189,6 +190,13 @@ def _presets_help() -> str:
            help=f"{LABEL_SMOOTHING_HELP} Every training step's (default: "
                 f"{WHOLE_BASE.label_smoothing} where the rule of thumb fine-tunes the whole "
                 "base, measured on Oxford 17 Flowers' validation split, else 0)."),
+    option("--mixup", type=float, default=CHAPTER["mixup"],
+           help=f"{MIXUP_HELP} In every step that trains on images, after augmentation: the "
+                "scratch steps, and extract-augment and fine-tuning with --views 0 (as the "
+                "whole-base recipe does); the steps on cached features or views train without "
+                "(none planned that trains on images: refused)."),
+    option("--cutmix", type=float, default=CHAPTER["cutmix"],
+           help=f"{CUTMIX_HELP} In the same steps as --mixup."),
     section="Training",
 )
 @add_options(

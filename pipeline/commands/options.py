@@ -24,6 +24,7 @@ from pipeline.data.augment_options import FILL_MODES, PLACEMENTS, AugmentConfig
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.models.head_options import HeadOptions
 from pipeline.models.schedules import SCHEDULES, ScheduleOptions
+from pipeline.training.mixing_options import CUTMIX_HELP, MIXING_WHERE, MIXUP_HELP
 from pipeline.training.options import (
     CLASS_WEIGHT_REASON,
     CLASS_WEIGHTS,
@@ -162,9 +163,9 @@ def augment_option(defaults: dict[str, Any], views: bool = True):
 
 def training_options(config: type):
     """Optimizer, learning rate, batch size, epochs, early stopping, seed, weight averaging,
-    class weights (Training); precision, strategy, jit (Devices): ``config``'s ``training``
-    defaults, with the learning rate and batch size its ``TRAINING_DEFAULTS`` fill in when
-    left unset."""
+    class weights, label smoothing, mixup and CutMix (Training); precision, strategy, jit
+    (Devices): ``config``'s ``training`` defaults, with the learning rate and batch size its
+    ``TRAINING_DEFAULTS`` fill in when left unset."""
     defaults, workflow = field_defaults(config)["training"], config.TRAINING_DEFAULTS
     rate, batch = workflow.learning_rate, workflow.batch_size
     return collect_into("training", "pipeline.training.options:TrainingOptions", *in_section(
@@ -195,6 +196,8 @@ def training_options(config: type):
                     "n / (classes * n_c), from the training split's counts, so every class "
                     f"counts the same). {CLASS_WEIGHT_REASON}"),
         option("--label-smoothing", default=defaults.label_smoothing, help=LABEL_SMOOTHING_HELP),
+        option("--mixup", default=defaults.mixup, help=f"{MIXUP_HELP} {MIXING_WHERE}"),
+        option("--cutmix", default=defaults.cutmix, help=f"{CUTMIX_HELP} {MIXING_WHERE}"),
     ), *in_section(
         "Devices",
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),

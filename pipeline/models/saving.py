@@ -19,8 +19,10 @@ import pipeline.data.pca_color
 import pipeline.layers.locally_connected
 import pipeline.layers.netvlad
 import pipeline.layers.spatial_pyramid_pooling
+import pipeline.models.dominant_class_accuracy
 import pipeline.models.preprocessing
-import pipeline.models.smoothed_crossentropy  # noqa: F401
+import pipeline.models.smoothed_crossentropy
+import pipeline.models.soft_target_crossentropy  # noqa: F401
 from pipeline.errors import PipelineError
 from pipeline.system import atomic
 

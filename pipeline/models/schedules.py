@@ -85,21 +85,24 @@ def compile_scheduled(
     model: Any, num_classes: int, optimizer: str, learning_rate: float, options: ScheduleOptions,
     *, steps_per_epoch: int, epochs: int, steps_per_execution: int = 1,
     ema_momentum: float | None = None, label_smoothing: float = 0.0,
+    soft_targets: bool = False,
 ) -> Any:
     """``compile_classifier`` with a scheduled learning rate (and the loss's
-    ``label_smoothing``, ``pipeline.models.losses``).
+    ``label_smoothing``; ``soft_targets``: a loss and an accuracy that take mixed training
+    targets too, ``pipeline.models.losses``).
 
     ``steps_per_execution`` > 1 runs that many training steps per call into TensorFlow: for
     a small head on cached arrays the per-call overhead is most of an epoch's time.
     """
     from pipeline.models.classifier import active_jit_compile
-    from pipeline.models.losses import loss_for
+    from pipeline.models.losses import accuracy_for, loss_for
 
     model.compile(
         optimizer=scheduled_optimizer(optimizer, learning_rate, options,
                                       steps_per_epoch=steps_per_epoch, epochs=epochs,
                                       ema_momentum=ema_momentum),
-        loss=loss_for(num_classes, label_smoothing), metrics=["accuracy"],
+        loss=loss_for(num_classes, label_smoothing, soft_targets=soft_targets),
+        metrics=[accuracy_for(soft_targets=soft_targets)],
         jit_compile=active_jit_compile(),
         steps_per_execution=steps_per_execution,
     )

@@ -67,6 +67,8 @@ from pipeline.training.callbacks import (
     StopOnNonFinite,
     StopWhenSignalled,
 )
+from pipeline.training.mixing import mixed
+from pipeline.training.mixing_options import describe_mixing
 from pipeline.training.options import TrainingOptions
 
 
@@ -92,6 +94,21 @@ def augmented(dataset: tf.data.Dataset, layer: keras.Layer) -> tf.data.Dataset:
     """``dataset`` of (images, labels) batches with ``layer`` applied in training mode."""
     return dataset.map(lambda images, labels: (layer(images, training=True), labels),
                        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def augmented_and_mixed(
+    dataset: tf.data.Dataset, augmentation: keras.Layer | None, options: TrainingOptions,
+    num_classes: int, verbose: int | str = 0,
+) -> tf.data.Dataset:
+    """Training batches of ``dataset`` augmented by ``augmentation`` (None: as they are),
+    then mixed as ``options.mixup`` and ``options.cutmix`` say, both in the tf.data pipeline:
+    mixing needs the labels, which a model's layers never see, and comes after augmentation
+    (``pipeline.training.mixing``)."""
+    if augmentation is not None:
+        dataset = augmented(dataset, augmentation)
+    if options.mixes and verbose:
+        print(describe_mixing(options))
+    return mixed(dataset, num_classes, options)
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -21,6 +21,7 @@ from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
 from pipeline.models.loss_options import NO_SMOOTHING, check_label_smoothing
 from pipeline.models.optimizers import OPTIMIZERS, check_ema_momentum
+from pipeline.training.mixing_options import NO_MIXING, check_mixing
 
 PRECISIONS = ("float32", "mixed", "auto")  # mixed: float16 on a GPU, bfloat16 on a CPU
 PRECISION_HELP = (
@@ -62,8 +63,9 @@ class TrainingDefaults:
 class TrainingOptions:
     """How a model is trained: optimizer, learning rate, batches, epochs, seed, precision,
     on which devices (``strategy``), whether XLA compiles it (``jit``), whether the
-    weights are averaged (``ema_momentum``) and how classes weigh in the loss
-    (``class_weight``: none, or balanced from the training split's counts per class).
+    weights are averaged (``ema_momentum``), how classes weigh in the loss (``class_weight``:
+    none, or balanced from the training split's counts per class) and how the targets are
+    softened (``label_smoothing``; ``mixup`` and ``cutmix``, which mix images too).
 
     ``learning_rate`` and ``batch_size`` None: the workflow's defaults (``ScratchConfig``:
     1e-4 and 32, the book's; ``ExtractConfig``: by head, 1e-3 for gap, 2e-5 for the book's
@@ -85,6 +87,10 @@ class TrainingOptions:
     class_weight: str = DEFAULT_CLASS_WEIGHT  # none | balanced (see CLASS_WEIGHTS)
     # Share of each training target spread over every class (pipeline.models.losses); 0: none.
     label_smoothing: float = NO_SMOOTHING
+    # Mixup and CutMix: alpha of the Beta distribution of each image's share of the mix
+    # (pipeline.training.mixing); 0: off. Only where the training batches whole images.
+    mixup: float = NO_MIXING
+    cutmix: float = NO_MIXING
 
     def validate(self) -> None:
         """Refuse what no workflow can train with, before any expensive step."""
@@ -112,9 +118,17 @@ class TrainingOptions:
             raise PipelineError(f"`class_weight` {self.class_weight!r}: choose one of "
                                 f"{', '.join(CLASS_WEIGHTS)}")
         check_label_smoothing(self.label_smoothing)
+        check_mixing("mixup", self.mixup)
+        check_mixing("cutmix", self.cutmix)
         if self.jit is not None and not isinstance(self.jit, bool):
             raise PipelineError(f"`jit` must be true, false or unset (Keras' own choice), "
                                 f"got {self.jit!r}")
+
+    @property
+    def mixes(self) -> bool:
+        """Whether training images and labels are mixed (mixup or CutMix on): the targets
+        are then soft, and the loss must take them (``pipeline.models.losses``)."""
+        return bool(self.mixup or self.cutmix)
 
     @property
     def jit_compile(self) -> bool | str:

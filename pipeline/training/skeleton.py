@@ -34,7 +34,8 @@ def compile_for_training(
     steps_per_execution: int = 1,
 ) -> keras.Model:
     """Compile ``model`` as ``options`` say: optimizer, peak learning rate over ``schedule``
-    (default: constant), epochs and weight averaging.
+    (default: constant), epochs, weight averaging, and a loss for the targets trained on
+    (smoothed; soft where mixup or CutMix mix them).
 
     ``steps_per_execution`` > 1 runs that many steps per call into TensorFlow (a small head
     on cached arrays, where the per-call overhead is most of an epoch).
@@ -45,7 +46,7 @@ def compile_for_training(
         model, num_classes, options.optimizer, options.learning_rate,
         schedule or ScheduleOptions(), steps_per_epoch=steps_per_epoch, epochs=options.epochs,
         ema_momentum=options.ema_momentum, steps_per_execution=steps_per_execution,
-        label_smoothing=options.label_smoothing,
+        label_smoothing=options.label_smoothing, soft_targets=options.mixes,
     )
 
 

@@ -18,6 +18,7 @@ from pipeline.data.sizes import check_image_size
 from pipeline.errors import PipelineError
 from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.system.paths import check_writable_folder
+from pipeline.training.mixing_options import NO_MIXING
 from pipeline.training.options import DEFAULT_CLASS_WEIGHT, TrainingOptions
 from pipeline.workflows.chapter.presets import (
     DEFAULT_BUDGET_SECONDS,
@@ -76,6 +77,11 @@ class ChapterConfig:
     # Every training step's label smoothing; None: the whole-base recipe's for the rule of
     # thumb's fine-tuning (presets.WHOLE_BASE), none elsewhere.
     label_smoothing: float | None = None
+    # Mixup and CutMix alphas (0: off) of the steps that train on images: the scratch steps,
+    # and extract-augment and the fine-tuning steps with `views` 0 (the whole-base recipe's);
+    # the steps on cached features or views train without.
+    mixup: float = NO_MIXING
+    cutmix: float = NO_MIXING
     strategy: str = "auto"  # devices of every training step (tf.distribute); batch size global
     report: bool = True
     # Seconds for the training steps: training stops before an epoch would pass it, a step
@@ -179,7 +185,8 @@ def check_config(config: ChapterConfig) -> None:
     TrainingOptions(batch_size=config.batch_size, seed=config.seed,
                     precision=config.precision, strategy=config.strategy,
                     class_weight=config.class_weight,
-                    label_smoothing=config.label_smoothing or NO_SMOOTHING).validate()
+                    label_smoothing=config.label_smoothing or NO_SMOOTHING,
+                    mixup=config.mixup, cutmix=config.cutmix).validate()
 
 
 def will_prepare(config: ChapterConfig) -> bool:

@@ -17,10 +17,12 @@ from typing import Any
 from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.models.schedules import ScheduleOptions
 from pipeline.training.config import config_to_dict
+from pipeline.training.mixing_options import MIXING, NO_MIXING
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.chapter.plan import ChapterConfig, Plan
 from pipeline.workflows.chapter.presets import (
     DEPENDS_ON,
+    EPOCH_STEPS,
     STEP_ENSEMBLE,
     STEP_EXTRACT,
     STEP_EXTRACT_AUGMENT,
@@ -32,7 +34,9 @@ from pipeline.workflows.chapter.presets import (
     WHOLE_BASE,
 )
 from pipeline.workflows.ensemble.config import EnsembleConfig
+from pipeline.workflows.extract import config as extract_config
 from pipeline.workflows.extract.config import ExtractConfig
+from pipeline.workflows.finetune import config as finetune_config
 from pipeline.workflows.finetune.config import FinetuneConfig
 from pipeline.workflows.scratch.config import ScratchConfig
 
@@ -43,8 +47,36 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
     """The workflow config that trains ``step`` into ``parent/<step>``.
 
     The learning rate and batch size are the workflow's own (``TRAINING_DEFAULTS``), filled in
-    here as the steps' digests have always held them.
+    here as the steps' digests have always held them. ``mixup`` and ``cutmix`` reach only the
+    steps that train on images (``mixing_steps``).
     """
+    workflow_config = _step_config(step, parent, config, plan)
+    training = getattr(workflow_config, "training", None)
+    if training is None or not training.mixes or trains_on_images(workflow_config):
+        return workflow_config
+    return dataclasses.replace(workflow_config, training=dataclasses.replace(
+        training, **dict.fromkeys(MIXING, NO_MIXING)))
+
+
+def trains_on_images(workflow_config: Any) -> bool:
+    """Whether a step's workflow config trains on batches of images, where mixup and CutMix
+    apply (the others train on cached features or views)."""
+    if isinstance(workflow_config, ScratchConfig):
+        return True
+    if isinstance(workflow_config, ExtractConfig):
+        return extract_config.trains_on_images(workflow_config)
+    if isinstance(workflow_config, FinetuneConfig):
+        return finetune_config.trains_on_images(workflow_config)
+    return False
+
+
+def mixing_steps(parent: Path, config: ChapterConfig, plan: Plan) -> list[str]:
+    """The planned steps that train with ``config``'s mixup and CutMix (none when both are 0)."""
+    return [step for step in plan.steps
+            if step in EPOCH_STEPS and step_config(step, parent, config, plan).training.mixes]
+
+
+def _step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
     from pipeline.models.scratch import architecture
 
     if step == STEP_ENSEMBLE:  # no training: the fine-tuned steps' models, averaged
@@ -58,6 +90,7 @@ def step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
         batch_size=config.batch_size, epochs=plan.epochs.get(step, TrainingOptions.epochs),
         seed=config.seed, precision=config.precision, strategy=config.strategy,
         class_weight=config.class_weight, label_smoothing=config.label_smoothing or NO_SMOOTHING,
+        mixup=config.mixup, cutmix=config.cutmix,
     ).with_defaults(workflow.TRAINING_DEFAULTS)
     common = dict(models_dir=parent, run_name=step, training=training)
     features_dir = Path(config.models_dir) / "features"  # one cache for every run folder
@@ -112,8 +145,9 @@ def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = N
     if training.get("class_weight") == "none" or len(counts) <= 1:
         # No weights: the same training as before the option existed, so the same digest.
         training.pop("class_weight", None)
-    if not training.get("label_smoothing"):
-        training.pop("label_smoothing", None)  # the training before the option existed
+    for added_later in ("label_smoothing", *MIXING):
+        if not training.get(added_later):
+            training.pop(added_later, None)  # the training before the option existed
     if legacy and isinstance(workflow_config, FinetuneConfig):
         document["config"].update(_old_finetune_fields(workflow_config))
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -36,6 +36,7 @@ from pipeline.runs.chapter_record import (
 )
 from pipeline.system import interrupts, processes
 from pipeline.training.config import config_to_dict
+from pipeline.training.mixing_options import describe_mixing, refuse_mixing
 from pipeline.workflows.chapter.choosing import keep_best
 from pipeline.workflows.chapter.plan import (
     ChapterConfig,
@@ -68,7 +69,7 @@ from pipeline.workflows.chapter.result import (
     StepResult,
     step_test_accuracy,
 )
-from pipeline.workflows.chapter.steps import step_config, step_digest
+from pipeline.workflows.chapter.steps import mixing_steps, step_config, step_digest
 
 # Re-exported: callers of ``run`` import its config, plan and record from here as well.
 __all__ = [
@@ -122,6 +123,11 @@ def _run_chapter(config: ChapterConfig, verbose, callbacks: Sequence[Any]) -> Ch
     plan = make_plan(config, sum(manifest["counts"]["train"].values()))
     _check_splits(Path(config.data_dir), manifest, plan)
     parent = config.models_dir / (config.run_name or default_run_name(config))
+    mixing = mixing_steps(parent, config, plan)
+    if not mixing:
+        refuse_mixing(config, f"none of the planned steps ({', '.join(plan.steps)}) trains on "
+                      "images: they train on cached features or views", "add a scratch step "
+                      "to `steps`, or give `views` 0 to fine-tune on images augmented on the fly")
     no_test = not sum(manifest["counts"].get(EVALUATION_SPLIT, {}).values())
     if verbose:
         from pipeline.data.naming import dataset_line
@@ -129,6 +135,8 @@ def _run_chapter(config: ChapterConfig, verbose, callbacks: Sequence[Any]) -> Ch
         print(f"dataset: {dataset_line(Path(config.data_dir), manifest)}")
         print(f"plan ({plan.decided_by}): {plan.reason}")
         print(f"steps: {', '.join(plan.steps)}; folder: {parent}")
+        if mixing:
+            print(f"{describe_mixing(config)}; in the steps {', '.join(mixing)}")
         if STEP_EVALUATE in plan.steps and no_test:
             print(f"evaluate: will be skipped ({NO_TEST_SPLIT})")
     record = _open_record(parent, config, plan)

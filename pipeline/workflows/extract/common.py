@@ -24,8 +24,9 @@ from pipeline.models.transfer import attach_head
 from pipeline.models.weights import WeightsChoice
 from pipeline.runs.folder import BEST_MODEL, EXTRACT, FINAL_MODEL, Run, RunRecord, WeightsRecord
 from pipeline.training.config import config_to_dict
+from pipeline.training.mixing_options import check_mixing_placement, refuse_mixing
 from pipeline.training.options import TrainingOptions
-from pipeline.workflows.extract.config import ExtractConfig
+from pipeline.workflows.extract.config import ExtractConfig, trains_on_images
 
 SAMPLE_IMAGES = 256  # training images whose features start a NetVLAD head (k-means)
 
@@ -65,6 +66,13 @@ def check_config(config: ExtractConfig) -> ConvBase:
             base.check_image_size(size)
     if config.augment:
         config.augmentation.validate()
+    if not trains_on_images(config):
+        refuse_mixing(config.training, "this extraction trains the head on cached features "
+                      "of the conv base (on cached augmented views with `augment` and `views` "
+                      "above 0)", "give `augment` with `views` 0 to train on images augmented "
+                      "on the fly through the frozen base (slow)")
+    check_mixing_placement(config.training,
+                           config.augmentation.placement if config.augment else None)
     return base
 
 

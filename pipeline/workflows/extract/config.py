@@ -52,3 +52,11 @@ class ExtractConfig:
     features_dir: Path | None = None  # feature cache; None: <models_dir>/features
     recompute: bool = False  # ignore cached features and compute them again
     training: TrainingOptions = field(default_factory=TrainingOptions)
+
+
+def trains_on_images(config: ExtractConfig) -> bool:
+    """Whether the head trains on batches of images (mixup and CutMix need them):
+    ``augment`` with ``views`` 0 (on the fly), or ``multi_size``; else on cached features
+    or cached views (where the base cannot be split for views, it falls back to images,
+    which is not known here)."""
+    return bool((config.augment and not config.views) or config.multi_size)

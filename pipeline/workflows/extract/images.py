@@ -6,7 +6,8 @@ versions of the images, so the head overfits less; ``views`` > 0 trains on cache
 instead, ``views.py``), with ``augment`` on a base that cannot be split, or with
 ``multi_size`` (each training batch at one of several sizes, SPP-net style, for a head that
 pools any feature map to a fixed length). Without ``augment`` no augmentation is applied,
-whatever else is set.
+whatever else is set. Mixup and CutMix (``training.mixup``, ``training.cutmix``) train
+only here: the other ways train on cached features or views.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pipeline.models.transfer import base_output_name, build_transfer_model
 from pipeline.models.weights import WeightsChoice
 from pipeline.runs.folder import Run
 from pipeline.training.config import splits_present
-from pipeline.training.loop import augmentation_layer
+from pipeline.training.loop import augmentation_layer, augmented_and_mixed
 from pipeline.training.skeleton import Callbacks, train_new_run
 from pipeline.workflows.extract.common import SAMPLE_IMAGES, extract_record
 from pipeline.workflows.extract.config import ExtractConfig
@@ -48,14 +49,19 @@ def train_on_images(
     augmentation = None
     if config.augment:
         augmentation = augmentation_layer(config.augmentation, train.dataset, options.seed)
+    # Mixup and CutMix mix the augmented images and their labels in the tf.data pipeline:
+    # the augmentation runs there too, before them, not in the model.
     model = build_transfer_model(
         base, weights, None if config.multi_size else config.image_size, train.num_classes,
-        config.head, config.head_options, augmentation,
+        config.head, config.head_options, None if options.mixes else augmentation,
     )
     if needs_initialisation(config.head):
         initialise_head(model.layers, _image_feature_sample(model, train.dataset),
                         seed=options.seed)
     train_batches = train.dataset
+    if options.mixes:
+        train_batches = augmented_and_mixed(train_batches, augmentation, options,
+                                            train.num_classes, verbose)
     if config.multi_size:
         train_batches = train_batches.map(_random_size_resizer(config.multi_size, options.seed))
     record = extract_record(

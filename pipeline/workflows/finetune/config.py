@@ -53,3 +53,11 @@ def with_defaults(config: FinetuneConfig) -> FinetuneConfig:
     None: the one place this happens; what the run records and trains with."""
     return dataclasses.replace(
         config, training=config.training.with_defaults(FinetuneConfig.TRAINING_DEFAULTS))
+
+
+def trains_on_images(config: FinetuneConfig) -> bool:
+    """Whether the training batches are images (mixup and CutMix need them): augmented on
+    the fly (``augment`` with ``views`` 0), or through the full model (``cache_top`` off);
+    else the unfrozen top trains on the frozen part's cached output, views or plain (where
+    the graph cannot be split there, it falls back to images, which is not known here)."""
+    return bool((config.augment and not config.views) or not config.cache_top)

@@ -31,7 +31,8 @@ from pipeline.models.transfer import replace_augmentation, unfreeze
 from pipeline.runs.folder import FINETUNE, CachedTopRecord, Run, RunRecord
 from pipeline.training.config import config_to_dict, seed_everything, splits_present
 from pipeline.training.context import training_context
-from pipeline.training.loop import augmentation_layer
+from pipeline.training.loop import augmentation_layer, augmented_and_mixed
+from pipeline.training.mixing_options import check_mixing_placement, refuse_mixing
 from pipeline.training.skeleton import Callbacks, train_new_run
 from pipeline.workflows.finetune.cached_top import (
     cached_top_split,
@@ -39,7 +40,12 @@ from pipeline.workflows.finetune.cached_top import (
     frozen_part_source,
     train_top,
 )
-from pipeline.workflows.finetune.config import PCA_BATCH, FinetuneConfig, with_defaults
+from pipeline.workflows.finetune.config import (
+    PCA_BATCH,
+    FinetuneConfig,
+    trains_on_images,
+    with_defaults,
+)
 from pipeline.workflows.finetune.source import ExtractSource, load_image_model, open_extract_run
 
 # Re-exported: the names callers imported from here before the package was split.
@@ -72,6 +78,13 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto",
     check_views(config.views)
     if config.augment:
         config.augmentation.validate()
+    if not trains_on_images(config):
+        refuse_mixing(config.training, "this fine-tuning trains the unfrozen top on the cached "
+                      "output of the frozen part (augmented views with `views` above 0, plain "
+                      "without `augment`)", "give `augment` with `views` 0 to train on images "
+                      "augmented on the fly")
+    check_mixing_placement(config.training,
+                           config.augmentation.placement if config.augment else None)
     Run.check_name_free(config.models_dir, config.run_name)
     source = open_extract_run(config.source_run, config.data_dir)
     manifest = require_prepared(source.data_dir)
@@ -90,12 +103,14 @@ def _finetune(config: FinetuneConfig, source: ExtractSource, manifest: dict, spl
     options = config.training
     seed_everything(options.seed)
 
-    # The model: the extract run's best, augmentation in front when it augments on the fly,
-    # the top block thawed. The frozen part's output is cached where it can be: on
-    # validation/test (usually cached by extract already), and on the training images, plain
-    # or as augmented views. A multi-size run's model takes any size: nothing fixed to cache.
+    # The model: the extract run's best, augmentation in front when it augments on the fly
+    # (in the tf.data pipeline instead with mixup or CutMix, which mix the augmented images
+    # and their labels), the top block thawed. The frozen part's output is cached where it
+    # can be: on validation/test (usually cached by extract already), and on the training
+    # images, plain or as augmented views. A multi-size run's model takes any size: nothing
+    # fixed to cache.
     on_the_fly = config.augment and not config.views
-    model, trainable = _model(config, source, policy, augment=on_the_fly)
+    model, trainable = _model(config, source, policy, augment=on_the_fly and not options.mixes)
     parts = None
     if config.cache_top and not on_the_fly and model.input.shape[1] is not None:
         parts = cached_top_split(model, verbose)
@@ -104,7 +119,7 @@ def _finetune(config: FinetuneConfig, source: ExtractSource, manifest: dict, spl
             print("the frozen part cannot be cached here: augmenting on the fly through the "
                   "full model instead of on cached views")
         on_the_fly = True
-        model, trainable = _model(config, source, policy, augment=True)
+        model, trainable = _model(config, source, policy, augment=not options.mixes)
     if verbose:
         print(f"fine-tuning {source.base.name} from {source.run.path}; trainable: "
               f"{', '.join(trainable)}")
@@ -143,27 +158,37 @@ def _model(config: FinetuneConfig, source: ExtractSource, policy: str, *,
            augment: bool) -> tuple[keras.Model, list[str]]:
     """The extract run's best model under ``policy``, augmentation in front with ``augment``
     (none otherwise), the base thawed as ``config.unfreeze`` says; the trainable layers."""
-    augmentation = None
-    if augment:
-        pca_images = load_split(source.data_dir, "train", source.record.image_size, PCA_BATCH,
-                                cache=False).dataset
-        augmentation = augmentation_layer(config.augmentation, pca_images, config.training.seed)
+    augmentation = _augmentation(config, source) if augment else None
     model = replace_augmentation(load_image_model(source), augmentation, policy)
     return model, unfreeze(model, source.base, config.unfreeze)
+
+
+def _augmentation(config: FinetuneConfig, source: ExtractSource) -> keras.Layer | None:
+    """``config``'s augmentation layers, the PCA colour shift fitted on the training images."""
+    pca_images = load_split(source.data_dir, "train", source.record.image_size, PCA_BATCH,
+                            cache=False).dataset
+    return augmentation_layer(config.augmentation, pca_images, config.training.seed)
 
 
 def _train_full(
     config: FinetuneConfig, source: ExtractSource, model: keras.Model, record: RunRecord,
     splits: list[str], verbose, callbacks: Callbacks,
 ) -> Run:
-    """The whole model on images: augmentation on the fly, or a graph that cannot split."""
+    """The whole model on images: augmentation on the fly, or a graph that cannot split.
+    With mixup or CutMix the augmentation is not in ``model``: the training batches are
+    augmented, then mixed, in the tf.data pipeline."""
     options = config.training
     common = dict(image_size=source.record.image_size, batch_size=options.batch_size)
     train = load_split(source.data_dir, "train", shuffle=True, seed=options.seed, **common)
     evaluation = {split: load_split(source.data_dir, split, cache=False, **common).dataset
                   for split in splits if split != "train"}
+    train_batches = train.dataset
+    if options.mixes:
+        augmentation = _augmentation(config, source) if config.augment else None
+        train_batches = augmented_and_mixed(train_batches, augmentation, options,
+                                            train.num_classes, verbose)
     return train_new_run(
-        model, record, train.dataset, evaluation, models_dir=config.models_dir,
+        model, record, train_batches, evaluation, models_dir=config.models_dir,
         run_name=config.run_name, options=options, schedule=config.lr_schedule,
         steps_per_epoch=math.ceil(train.count / options.batch_size), callbacks=callbacks,
         verbose=verbose,

@@ -17,7 +17,13 @@ from pipeline.models.scratch import architecture, build_scratch_convnet
 from pipeline.runs.folder import SCRATCH, Run, RunRecord
 from pipeline.training.config import config_to_dict, seed_everything
 from pipeline.training.context import training_context
-from pipeline.training.loop import augmentation_in_model, augmentation_layer, augmented
+from pipeline.training.loop import (
+    augmentation_in_model,
+    augmentation_layer,
+    augmented,
+    augmented_and_mixed,
+)
+from pipeline.training.mixing_options import check_mixing_placement
 from pipeline.training.skeleton import Callbacks, train_new_run
 from pipeline.workflows.scratch.config import ScratchConfig, with_defaults
 
@@ -47,6 +53,8 @@ def train_scratch(config: ScratchConfig, verbose: int | str = "auto",
         raise PipelineError(f"`l2` must be a finite number, 0 or more, got {config.l2}")
     if config.augment:
         config.augmentation.validate()
+    check_mixing_placement(config.training,
+                           config.augmentation.placement if config.augment else None)
     Run.check_name_free(config.models_dir, config.run_name)
     with training_context(config.training) as policy:
         return _train(config, policy, verbose, callbacks)
@@ -63,14 +71,19 @@ def _train(config: ScratchConfig, policy: str, verbose: int | str,
     validation = load_split(config.data_dir, "validation", **common)
 
     # Augmentation, only while training: the model's first layers, or mapped over the
-    # training batches (see AugmentConfig.placement: where it measured fastest).
+    # training batches (see AugmentConfig.placement: where it measured fastest; always
+    # there with mixup or CutMix, which mix the augmented images and their labels).
     augmentation, train_batches = None, train.dataset
     if config.augment:
         augmentation = augmentation_layer(config.augmentation, train.dataset, options.seed)
-        if not augmentation_in_model(config.augmentation):
-            train_batches, augmentation = augmented(train.dataset, augmentation), None
-            if verbose:
-                print("augmentation: in the tf.data pipeline (faster than in the model here)")
+    if options.mixes:
+        train_batches = augmented_and_mixed(train.dataset, augmentation, options,
+                                            train.num_classes, verbose)
+        augmentation = None
+    elif config.augment and not augmentation_in_model(config.augmentation):
+        train_batches, augmentation = augmented(train.dataset, augmentation), None
+        if verbose:
+            print("augmentation: in the tf.data pipeline (faster than in the model here)")
 
     model = build_scratch_convnet(config.image_size, train.num_classes,
                                   architecture_name=config.architecture, dropout=config.dropout,
