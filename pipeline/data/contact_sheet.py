@@ -14,6 +14,9 @@ from pipeline.errors import PipelineError
 from pipeline.system import atomic
 
 THUMBNAIL_SIDE = 160  # pixels; enough to recognise a cat, small enough for 16 on one sheet
+CELL_WIDTH, CELL_HEIGHT = 2.6, 2.9  # inches: a thumbnail and its two-line caption
+TITLE_HEIGHT = 0.4  # inches above the grid for the sheet's title
+CAPTION_HEIGHT = 0.45  # inches above a thumbnail for its two-line caption
 
 
 def write_contact_sheet(
@@ -31,8 +34,17 @@ def write_contact_sheet(
     count = max(len(items), 1)
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    figure = Figure(figsize=(2.6 * columns, 2.9 * rows + 0.4), layout="constrained")
-    grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    # A fixed grid with room for a two-line caption above each thumbnail, rather than
+    # matplotlib's constrained layout, which measured every caption's box and took 0.4 of
+    # the 0.85 s a sheet of 16 photos cost.
+    height = CELL_HEIGHT * rows + TITLE_HEIGHT + 0.2
+    figure = Figure(figsize=(CELL_WIDTH * columns, height))
+    grid = np.atleast_1d(figure.subplots(
+        rows, columns, squeeze=False,
+        gridspec_kw=dict(left=0.02, right=0.98, bottom=0.1 / height,
+                         top=1 - (TITLE_HEIGHT + CAPTION_HEIGHT) / height, wspace=0.08,
+                         hspace=0.22),
+    )).ravel()
     for axes in grid:
         axes.set_axis_off()
     if not items:
@@ -41,7 +53,7 @@ def write_contact_sheet(
         axes.imshow(_thumbnail(path))
         axes.set_title(caption, fontsize="small")
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, y=1 - 0.08 / height, va="top")
     out = Path(out)
     with atomic.atomic_path(out) as tmp:
         figure.savefig(tmp, dpi=100, format="png")

@@ -143,9 +143,18 @@ def predict_split(model: keras.Model, dataset, tta: int = 1) -> tuple[np.ndarray
     """
     labels, outputs = [], []
     running = inference_model(model)  # the same outputs, BatchNormalization folded
+    full = 0  # the first batch's length: a shorter last batch is padded to it
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(predict_batch(running, batch), dtype=np.float64)
+        # Padded, the last batch runs through the graph traced for the others; a batch of
+        # another length would trace the whole model again (0.8 s for EfficientNet-Lite1).
+        nonlocal full
+        batch = np.asarray(batch)
+        full = full or len(batch)
+        padded = batch
+        if len(batch) < full:
+            padded = np.concatenate([batch, np.repeat(batch[-1:], full - len(batch), 0)])
+        return np.asarray(predict_batch(running, padded), dtype=np.float64)[:len(batch)]
 
     for images, batch_labels in dataset:
         if tta > 1:
