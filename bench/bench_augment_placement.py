@@ -12,8 +12,8 @@ Images are generated in memory (no dataset needed), so only the placement differ
 images/s of each, their ratio, and where ``AugmentConfig(placement="auto")`` puts it on this
 machine (tf.data on a CPU, the model on a GPU). Target: that automatic choice is at least 0.9x
 as fast as the other placement here — else the default is wrong for this machine, and the
-benchmark exits 1 to say so. Note for GPUs: some preprocessing layers (e.g. rotation) have no
-XLA kernel there; with ``--jit`` they must stay outside the compiled graph, i.e. in tf.data.
+benchmark exits 1 to say so. The geometric parts are one ``RandomAffine``, whose gathers
+compile with XLA, so with ``--jit`` they may sit inside the compiled step as well.
 
     .venv/bin/python bench/bench_augment_placement.py [--images 512] [--image-size 150]
 """
