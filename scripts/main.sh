@@ -9,7 +9,8 @@
 #
 # The photos come from $DOGS_VS_CATS (Kaggle's train/ folder or PetImages; default
 # ../shared/datasets/dogs-vs-cats/train); without them, PetImages is downloaded.
-# PRESET=classic (the book's VGG16 chapter) or PRESET=best choose another recipe.
+# PRESET=classic (the book's VGG16 chapter) or PRESET=best (every candidate recipe, the
+# best on validation kept) choose another recipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -31,6 +31,7 @@ from pipeline.workflows.chapter.plan import (
 from pipeline.workflows.chapter.presets import (
     DEFAULT_BUDGET_SECONDS,
     STEP_ENSEMBLE,
+    STEP_EVALUATE,
     STEP_EXTRACT,
     STEP_EXTRACT_SECOND,
     STEP_FINETUNE,
@@ -70,6 +71,29 @@ def test_the_rule_of_thumb_tries_the_whole_base_with_the_measured_recipe(tmp_pat
         assert run_budget(chosen, make_plan(chosen, 2_000)) is None
     assert run_budget(ChapterConfig(preset="classic", budget=60), make_plan(
         ChapterConfig(preset="classic"), 2_000)) == 60
+
+
+def test_the_best_preset_measures_every_candidate_on_a_dataset_of_any_size(tmp_path):
+    # 50,000 photos: the rule of thumb would only fine-tune; `best` still tries every candidate.
+    config = ChapterConfig(preset="best", data_dir=tmp_path)
+    plan = make_plan(config, 50_000)
+    assert plan.keep_best and plan.unfreeze == "all" and plan.decided_by == "preset best"
+    assert set(CANDIDATES) <= set(plan.steps) and plan.steps[-1] == STEP_EVALUATE
+    assert plan.image_size is None  # each base at its own size
+    assert (plan.base, plan.second_base) == ("efficientnet_lite1", "efficientnet_lite0")
+    finetune = step_config(STEP_FINETUNE_SECOND, tmp_path, config, plan)
+    assert (finetune.training.optimizer, finetune.training.learning_rate) == (
+        WHOLE_BASE.optimizer, WHOLE_BASE.learning_rate)
+    assert finetune.training.label_smoothing == WHOLE_BASE.label_smoothing
+    assert step_config(STEP_EXTRACT_SECOND, tmp_path, config, plan).image_size is None
+    assert run_budget(config, plan) == DEFAULT_BUDGET_SECONDS
+    # On a small dataset it is the rule of thumb's plan, whose runs docs/results.md measured.
+    small, rule = make_plan(config, 800), make_plan(ChapterConfig(data_dir=tmp_path), 800)
+    assert (small.steps, small.unfreeze, small.base, small.second_base, small.image_size) == (
+        rule.steps, rule.unfreeze, rule.base, rule.second_base, rule.image_size)
+    # Steps named with it: still the best of those is kept.
+    fewer = ChapterConfig(preset="best", steps=("extract", "finetune"), data_dir=tmp_path)
+    assert make_plan(fewer, 50_000).keep_best
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("1h", 3600), ("90s", 90),

@@ -106,8 +106,8 @@ class Plan:
     views: int | None  # None: the workflows' default
     decided_by: str  # "preset cpu-quick", "steps/unfreeze given", "rule of thumb"
     reason: str
-    # The rule of thumb tries fine-tuning the whole base (``presets.WHOLE_BASE``) and keeps
-    # the step that validates best.
+    # The rule of thumb on a small dataset, and the preset ``best`` on any, try fine-tuning the
+    # whole base (``presets.WHOLE_BASE``) and keep the step that validates best.
     keep_best: bool = False
     second_base: str | None = None  # the base of extract-2 and finetune-2, when planned
 
@@ -254,7 +254,8 @@ def make_plan(config: ChapterConfig, train_images: int) -> Plan:
         augment=_given_or_preset(config.augment, preset.augment if preset else None),
         views=_given_or_preset(config.views, preset.views if preset else None),
         decided_by=decided_by, reason=reason,
-        keep_best=decided_by == "rule of thumb" and choice.keep_best,
+        keep_best=preset.keep_best if preset is not None
+        else decided_by == "rule of thumb" and choice.keep_best,
     )
 
 
