@@ -23,6 +23,7 @@ import cloup
 from pipeline.data.augment_options import FILL_MODES, PLACEMENTS, AugmentConfig
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.models.head_options import HeadOptions
+from pipeline.models.layer_decay_options import LAYER_DECAY_HELP
 from pipeline.models.schedules import SCHEDULES, ScheduleOptions
 from pipeline.training.mixing_options import CUTMIX_HELP, MIXING_WHERE, MIXUP_HELP
 from pipeline.training.options import (
@@ -163,7 +164,8 @@ def augment_option(defaults: dict[str, Any], views: bool = True):
 
 def training_options(config: type):
     """Optimizer, learning rate, batch size, epochs, early stopping, seed, weight averaging,
-    class weights, label smoothing, mixup and CutMix (Training); precision, strategy, jit
+    class weights, label smoothing, mixup and CutMix, layer decay (Training); precision,
+    strategy, jit
     (Devices): ``config``'s ``training`` defaults, with the learning rate and batch size its
     ``TRAINING_DEFAULTS`` fill in when left unset."""
     defaults, workflow = field_defaults(config)["training"], config.TRAINING_DEFAULTS
@@ -198,6 +200,7 @@ def training_options(config: type):
         option("--label-smoothing", default=defaults.label_smoothing, help=LABEL_SMOOTHING_HELP),
         option("--mixup", default=defaults.mixup, help=f"{MIXUP_HELP} {MIXING_WHERE}"),
         option("--cutmix", default=defaults.cutmix, help=f"{CUTMIX_HELP} {MIXING_WHERE}"),
+        option("--layer-decay", default=defaults.layer_decay, help=LAYER_DECAY_HELP),
     ), *in_section(
         "Devices",
         option("--precision", default=defaults.precision, type=click.Choice(PRECISIONS),

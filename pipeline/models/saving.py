@@ -20,6 +20,7 @@ import pipeline.layers.locally_connected
 import pipeline.layers.netvlad
 import pipeline.layers.spatial_pyramid_pooling
 import pipeline.models.dominant_class_accuracy
+import pipeline.models.layer_decay
 import pipeline.models.preprocessing
 import pipeline.models.smoothed_crossentropy
 import pipeline.models.soft_target_crossentropy  # noqa: F401

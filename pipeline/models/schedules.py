@@ -85,22 +85,26 @@ def compile_scheduled(
     model: Any, num_classes: int, optimizer: str, learning_rate: float, options: ScheduleOptions,
     *, steps_per_epoch: int, epochs: int, steps_per_execution: int = 1,
     ema_momentum: float | None = None, label_smoothing: float = 0.0,
-    soft_targets: bool = False,
+    soft_targets: bool = False, layer_decay: float = 1.0,
 ) -> Any:
     """``compile_classifier`` with a scheduled learning rate (and the loss's
     ``label_smoothing``; ``soft_targets``: a loss and an accuracy that take mixed training
-    targets too, ``pipeline.models.losses``).
+    targets too, ``pipeline.models.losses``; ``layer_decay`` below 1: each stage of the base
+    at that factor of the rate of the stage above, ``pipeline.models.layer_decay``).
 
     ``steps_per_execution`` > 1 runs that many training steps per call into TensorFlow: for
     a small head on cached arrays the per-call overhead is most of an epoch's time.
     """
     from pipeline.models.classifier import active_jit_compile
+    from pipeline.models.layer_decay import with_layer_decay
     from pipeline.models.losses import accuracy_for, loss_for
 
     model.compile(
-        optimizer=scheduled_optimizer(optimizer, learning_rate, options,
-                                      steps_per_epoch=steps_per_epoch, epochs=epochs,
-                                      ema_momentum=ema_momentum),
+        optimizer=with_layer_decay(
+            scheduled_optimizer(optimizer, learning_rate, options,
+                                steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                ema_momentum=ema_momentum),
+            model, layer_decay),
         loss=loss_for(num_classes, label_smoothing, soft_targets=soft_targets),
         metrics=[accuracy_for(soft_targets=soft_targets)],
         jit_compile=active_jit_compile(),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pipeline.data.defaults import DEFAULT_SEED
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
+from pipeline.models.layer_decay_options import NO_LAYER_DECAY, check_layer_decay
 from pipeline.models.loss_options import NO_SMOOTHING, check_label_smoothing
 from pipeline.models.optimizers import OPTIMIZERS, check_ema_momentum
 from pipeline.training.mixing_options import NO_MIXING, check_mixing
@@ -91,6 +92,8 @@ class TrainingOptions:
     # (pipeline.training.mixing); 0: off. Only where the training batches whole images.
     mixup: float = NO_MIXING
     cutmix: float = NO_MIXING
+    # Layer-wise learning-rate decay per stage of the base (pipeline.models.layer_decay); 1: off.
+    layer_decay: float = NO_LAYER_DECAY
 
     def validate(self) -> None:
         """Refuse what no workflow can train with, before any expensive step."""
@@ -120,6 +123,7 @@ class TrainingOptions:
         check_label_smoothing(self.label_smoothing)
         check_mixing("mixup", self.mixup)
         check_mixing("cutmix", self.cutmix)
+        check_layer_decay(self.layer_decay)
         if self.jit is not None and not isinstance(self.jit, bool):
             raise PipelineError(f"`jit` must be true, false or unset (Keras' own choice), "
                                 f"got {self.jit!r}")

@@ -47,6 +47,7 @@ def compile_for_training(
         schedule or ScheduleOptions(), steps_per_epoch=steps_per_epoch, epochs=options.epochs,
         ema_momentum=options.ema_momentum, steps_per_execution=steps_per_execution,
         label_smoothing=options.label_smoothing, soft_targets=options.mixes,
+        layer_decay=options.layer_decay,
     )
 
 

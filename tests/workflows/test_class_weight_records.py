@@ -36,7 +36,7 @@ def _as_before_the_option(config: ExtractConfig, manifest: dict) -> str:
     document = {"config": config_to_dict(config), "data": manifest_checksum(manifest),
                 "depends_on": None}
     del document["config"]["training"]["class_weight"]
-    for later in ("label_smoothing", "mixup", "cutmix"):  # options added later still
+    for later in ("label_smoothing", "mixup", "cutmix", "layer_decay"):  # options added later still
         del document["config"]["training"][later]
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
@@ -79,7 +79,7 @@ def test_uneven_classes_tell_balanced_from_none(datasets):
 def _record(data: Path, class_weight: str | None) -> RunRecord:
     config = config_to_dict(_config(data, class_weight or "none"))
     if class_weight is None:  # recorded before the option existed (and the later ones)
-        for field in ("class_weight", "label_smoothing", "mixup", "cutmix"):
+        for field in ("class_weight", "label_smoothing", "mixup", "cutmix", "layer_decay"):
             del config["training"][field]
     return RunRecord(kind="extract", data_dir=str(data), class_names=["cat", "dog"],
                      image_size=32, config=config)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.models.layer_decay_options import NO_LAYER_DECAY
 from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.models.schedules import ScheduleOptions
 from pipeline.training.config import config_to_dict
@@ -148,6 +149,8 @@ def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = N
     for added_later in ("label_smoothing", *MIXING):
         if not training.get(added_later):
             training.pop(added_later, None)  # the training before the option existed
+    if training.get("layer_decay", NO_LAYER_DECAY) == NO_LAYER_DECAY:
+        training.pop("layer_decay", None)
     if legacy and isinstance(workflow_config, FinetuneConfig):
         document["config"].update(_old_finetune_fields(workflow_config))
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
