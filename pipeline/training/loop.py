@@ -90,8 +90,11 @@ def augmentation_in_model(options: AugmentConfig) -> bool:
     return options.placement == "model"
 
 
-def augmented(dataset: tf.data.Dataset, layer: keras.Layer) -> tf.data.Dataset:
-    """``dataset`` of (images, labels) batches with ``layer`` applied in training mode."""
+def augmented(dataset: tf.data.Dataset, layer: keras.Layer | None) -> tf.data.Dataset:
+    """``dataset`` of (images, labels) batches with ``layer`` applied in training mode; as it
+    is when ``layer`` is None (augmentation asked for with every part of it turned off)."""
+    if layer is None:
+        return dataset
     return dataset.map(lambda images, labels: (layer(images, training=True), labels),
                        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -104,8 +107,7 @@ def augmented_and_mixed(
     then mixed as ``options.mixup`` and ``options.cutmix`` say, both in the tf.data pipeline:
     mixing needs the labels, which a model's layers never see, and comes after augmentation
     (``pipeline.training.mixing``)."""
-    if augmentation is not None:
-        dataset = augmented(dataset, augmentation)
+    dataset = augmented(dataset, augmentation)
     if options.mixes and verbose:
         print(describe_mixing(options))
     return mixed(dataset, num_classes, options)

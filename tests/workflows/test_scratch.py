@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipeline.data.augment import AugmentConfig
 from pipeline.data.dataset import load_split
@@ -79,6 +80,22 @@ def test_augmentation_in_the_data_pipeline_stays_out_of_the_saved_model(syntheti
     assert run.record().status == "completed"
     saved = load_model(run.file("final.keras"))
     assert "augmentation" not in [layer.name for layer in saved.layers]
+
+
+def test_augmentation_with_every_part_off_leaves_the_batches_as_they_are(synthetic_dataset,
+                                                                          tmp_path):
+    # `--augment` with each part at 0 builds no layer: the tf.data placement passes the batches
+    # through (it called None before, and training stopped with a traceback).
+    nothing = AugmentConfig(0, 0, 0, 0, 0, False, placement="data")
+    run = train_scratch(ScratchConfig(
+        data_dir=synthetic_dataset, models_dir=tmp_path, image_size=48, augment=True,
+        augmentation=nothing, training=TrainingOptions(batch_size=8, epochs=1,
+                                                       learning_rate=1e-3)), verbose=0)
+    assert run.record().status == "completed"
+    images = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+    dataset = tf.data.Dataset.from_tensors((images, np.zeros(2)))
+    (batch, _), = list(augmented(dataset, None))
+    np.testing.assert_array_equal(np.asarray(batch), images)
 
 
 def test_augmented_batches_differ_on_every_pass():
