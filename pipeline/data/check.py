@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.data.contact_sheet import write_contact_sheet
 from pipeline.errors import PipelineError
 
 # Cosine similarity of L2-normalised pooled conv features. Post-ReLU features are all >= 0,
@@ -243,8 +244,6 @@ def write_contact_sheets(
     each sheet shows at most ``most`` pairs or photos, the worst first (leaks before
     duplicates within a split).
     """
-    from pipeline.data.contact_sheet import write_contact_sheet  # matplotlib: only here
-
     def name(label: int) -> str:
         return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 

@@ -1,22 +1,32 @@
-"""A contact sheet: thumbnails of image files with a caption under each, as one PNG."""
+"""A contact sheet: thumbnails of image files with a caption above each, as one PNG.
+
+Drawn with Pillow rather than matplotlib: pasting thumbnails and writing a few lines of text
+is all a sheet needs, and matplotlib's figure, axes and Agg draw made a sheet of 16 photos
+cost 0.9 s (a quarter of what ``evaluate`` spent outside the model), where this takes 0.15 s.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.data.image_file import load_photo
 from pipeline.errors import PipelineError
 from pipeline.system import atomic
 
-THUMBNAIL_SIDE = 160  # pixels; enough to recognise a cat, small enough for 16 on one sheet
-CELL_WIDTH, CELL_HEIGHT = 2.6, 2.9  # inches: a thumbnail and its two-line caption
-TITLE_HEIGHT = 0.4  # inches above the grid for the sheet's title
-CAPTION_HEIGHT = 0.45  # inches above a thumbnail for its two-line caption
+THUMBNAIL_SIDE = 224  # pixels; enough to recognise a cat, small enough for 16 on one sheet
+PADDING = 12  # pixels around a cell's thumbnail and caption, and round the sheet
+CAPTION_SIZE, TITLE_SIZE, EMPTY_SIZE = 13, 18, 16  # font sizes, pixels
+LINE_SPACING = 3  # pixels between a caption's lines
+PNG_COMPRESSION = 1  # zlib level: 16 photos took 0.07 s, not 0.18 s (level 6), for 8% more bytes
+
+_MEASURE = ImageDraw.Draw(Image.new("RGB", (1, 1)))  # measures text; draws nothing
 
 
 def write_contact_sheet(
@@ -29,35 +39,66 @@ def write_contact_sheet(
 ) -> Path:
     """Write ``(image file, caption)`` pairs as a grid of thumbnails to the PNG ``out``.
 
-    A file that cannot be read shows as a grey square, so one bad file never hides the rest.
+    Cells are read left to right, top to bottom; each holds its caption (centred, one or
+    more lines) above its thumbnail (aspect kept, at most ``THUMBNAIL_SIDE`` pixels). A column
+    is as wide as the widest caption, so no caption is cut. A file that cannot be read shows
+    as a grey square, so one bad file never hides the rest.
     """
+    caption_font, title_font = _font(CAPTION_SIZE), _font(TITLE_SIZE)
     count = max(len(items), 1)
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    # A fixed grid with room for a two-line caption above each thumbnail, rather than
-    # matplotlib's constrained layout, which measured every caption's box and took 0.4 of
-    # the 0.85 s a sheet of 16 photos cost.
-    height = CELL_HEIGHT * rows + TITLE_HEIGHT + 0.2
-    figure = Figure(figsize=(CELL_WIDTH * columns, height))
-    grid = np.atleast_1d(figure.subplots(
-        rows, columns, squeeze=False,
-        gridspec_kw=dict(left=0.02, right=0.98, bottom=0.1 / height,
-                         top=1 - (TITLE_HEIGHT + CAPTION_HEIGHT) / height, wspace=0.08,
-                         hspace=0.22),
-    )).ravel()
-    for axes in grid:
-        axes.set_axis_off()
-    if not items:
-        grid[0].text(0.5, 0.5, empty_text, ha="center", va="center", fontsize="large")
-    for axes, (path, caption) in zip(grid, items, strict=False):
-        axes.imshow(_thumbnail(path))
-        axes.set_title(caption, fontsize="small")
+    captions = [_text_size(caption, caption_font) for _, caption in items]
+    caption_height = max((height for _, height in captions), default=0)
+    cell_width = max([THUMBNAIL_SIDE, *(width for width, _ in captions)]) + PADDING
+    cell_height = caption_height + THUMBNAIL_SIDE + 2 * PADDING
+    title_width, title_height = _text_size(title, title_font)
+    title_height += PADDING if title else 0
+    width = max(cell_width * columns, title_width) + 2 * PADDING
+    sheet = Image.new("RGB", (width, title_height + cell_height * rows + PADDING), "white")
+    draw = ImageDraw.Draw(sheet)
     if title:
-        figure.suptitle(title, y=1 - 0.08 / height, va="top")
+        draw.text((width // 2, PADDING), title, fill="black", font=title_font, anchor="ma")
+    if not items:
+        draw.text((width // 2, title_height + cell_height // 2), empty_text, fill="black",
+                  font=_font(EMPTY_SIZE), anchor="mm")
+    left = (width - cell_width * columns) // 2
+    for index, (path, caption) in enumerate(items):
+        row, column = divmod(index, columns)
+        centre = left + column * cell_width + cell_width // 2
+        top = title_height + row * cell_height + PADDING
+        draw.multiline_text((centre, top), caption, fill="black", font=caption_font,
+                            anchor="ma", align="center", spacing=LINE_SPACING)
+        photo = Image.fromarray(_thumbnail(path))
+        sheet.paste(photo, (centre - photo.width // 2, top + caption_height + PADDING // 2))
     out = Path(out)
     with atomic.atomic_path(out) as tmp:
-        figure.savefig(tmp, dpi=100, format="png")
+        sheet.save(tmp, format="PNG", compress_level=PNG_COMPRESSION)
     return out
+
+
+def _text_size(text: str, font: ImageFont.FreeTypeFont) -> tuple[int, int]:
+    """Width and height in pixels of ``text`` (lines split at newlines) as it will be drawn."""
+    if not text:
+        return 0, 0
+    left, _, right, bottom = _MEASURE.multiline_textbbox(
+        (0, 0), text, font=font, anchor="la", spacing=LINE_SPACING)
+    return math.ceil(right - left), math.ceil(bottom)
+
+
+@functools.cache
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, matplotlib's font, at ``size`` pixels; Pillow's own if it is missing.
+
+    Found beside matplotlib without importing it (0.2 s). DejaVu draws the accented Latin,
+    Greek and Cyrillic a folder name may hold, which Pillow's built-in Aileron shows as boxes.
+    """
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
 
 
 def _thumbnail(path: Path) -> np.ndarray:
