@@ -23,6 +23,7 @@ from pipeline.commands.options import (
 )
 from pipeline.devices.strategies import STRATEGIES
 from pipeline.errors import PipelineError
+from pipeline.models.drop_path_options import DROP_PATH_HELP
 from pipeline.training.mixing_options import CUTMIX_HELP, MIXUP_HELP
 from pipeline.training.options import (
     CLASS_WEIGHT_REASON,
@@ -190,6 +191,9 @@ def _presets_help() -> str:
            help=f"{LABEL_SMOOTHING_HELP} Every training step's (default: "
                 f"{WHOLE_BASE.label_smoothing} where the rule of thumb fine-tunes the whole "
                 "base, measured on Oxford 17 Flowers' validation split, else 0)."),
+    option("--drop-path", type=float, default=CHAPTER["drop_path"], metavar="R",
+           help=f"{DROP_PATH_HELP} The fine-tuning steps' (off by default: it tied on "
+                "Oxford 17 Flowers' validation split with the whole-base recipe)."),
     option("--mixup", type=float, default=CHAPTER["mixup"],
            help=f"{MIXUP_HELP} In every step that trains on images, after augmentation: the "
                 "scratch steps, and extract-augment and fine-tuning with --views 0 (as the "

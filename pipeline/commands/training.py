@@ -37,7 +37,9 @@ from pipeline.commands.options import (
     schedule_options,
     training_options,
 )
+from pipeline.models.drop_path_options import DROP_PATH_HELP
 from pipeline.training.options import OPTIMIZERS, PRECISION_HELP, PRECISIONS
+from pipeline.training.progressive_resize_options import START_SIZE_HELP
 from pipeline.workflows.ensemble.config import EnsembleConfig
 from pipeline.workflows.extract.config import ExtractConfig
 from pipeline.workflows.finetune.config import FinetuneConfig
@@ -167,10 +169,16 @@ def extract(**config) -> None:
                 "a number N (its last N layers), or a layer name (that layer and all after). "
                 "VGG16 at 150 px validated best with block4_conv1 (blocks 4-5; 97.8-98.0% "
                 "test over two seeds, against 97.6%), an epoch 3.3x longer (README)."),
+    option("--drop-path", default=FINETUNE["drop_path"], metavar="R", help=DROP_PATH_HELP),
     option("--cache-top/--no-cache-top", default=FINETUNE["cache_top"],
            help="Compute the frozen part once and train only the unfrozen top on its cached "
                 "output, plain or as views (--no-cache-top: the full model)."),
     section="Model",
+)
+@add_options(
+    option("--start-size", type=click.IntRange(min=1), default=FINETUNE["start_size"],
+           help=START_SIZE_HELP),
+    section="Training",
 )
 @augment_option(FINETUNE)
 @training_options(FinetuneConfig)

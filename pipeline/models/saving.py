@@ -19,6 +19,8 @@ import pipeline.data.pca_color
 import pipeline.layers.locally_connected
 import pipeline.layers.netvlad
 import pipeline.layers.spatial_pyramid_pooling
+import pipeline.layers.stochastic_depth_add
+import pipeline.layers.training_resize
 import pipeline.models.dominant_class_accuracy
 import pipeline.models.layer_decay
 import pipeline.models.preprocessing

@@ -20,6 +20,8 @@ import keras
 
 from pipeline.errors import PipelineError
 from pipeline.models.bases import ConvBase
+from pipeline.models.drop_path import DropPathPlan, plan_drop_path
+from pipeline.models.drop_path_options import NO_DROP_PATH
 from pipeline.models.heads import OUTPUT_NAME, HeadOptions, head_layers, is_head_layer, stack
 from pipeline.models.preprocessing import ImagePreprocessing
 from pipeline.models.weights import WeightsChoice, apply_checkpoint
@@ -87,22 +89,27 @@ def build_transfer_model(
 
 
 def replace_augmentation(
-    model: keras.Model, augmentation: keras.Layer | None, dtype_policy: str | None = None
+    model: keras.Model, augmentation: keras.Layer | None, dtype_policy: str | None = None,
+    drop_path: float = NO_DROP_PATH,
 ) -> keras.Model:
     """A copy of a transfer model with ``augmentation`` (or none) in front of preprocessing.
 
     The copy has fresh layers holding the same weights and trainable flags. With
     ``dtype_policy`` (``float32``, ``mixed_float16`` ...) every layer but the output computes
-    under that policy, whatever the model was saved with; the output stays float32.
+    under that policy, whatever the model was saved with; the output stays float32. With
+    ``drop_path`` above 0 the base's residual Adds become ``StochasticDepthAdd`` layers
+    dropping their branch at rates rising with depth to ``drop_path``
+    (``pipeline.models.drop_path``); at inference the copy computes as the model.
     """
     if augmentation is not None:
         augmentation.name = AUGMENTATION_NAME
+    plan = plan_drop_path(base_layers(model), drop_path) if drop_path else DropPathPlan()
 
     def clone(layer):
         config = layer.get_config()
         if dtype_policy is not None and layer.name != OUTPUT_NAME and "dtype" in config:
             config["dtype"] = dtype_policy
-        return layer.__class__.from_config(config)
+        return plan.rebuild(layer, config)
 
     def call(layer, *args, **kwargs):
         if layer.name == AUGMENTATION_NAME:

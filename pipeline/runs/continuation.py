@@ -35,7 +35,7 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 _CLASS_WEIGHT = "training.class_weight"
 _ADDED_LATER: dict[str, Any] = {_CLASS_WEIGHT: "none", "training.label_smoothing": 0.0,
                                 "training.mixup": 0.0, "training.cutmix": 0.0,
-                                "training.layer_decay": 1.0}
+                                "training.layer_decay": 1.0, "drop_path": 0.0, "start_size": None}
 
 
 def _even_classes(record: RunRecord) -> bool:

@@ -162,6 +162,8 @@ def test_a_step_done_before_finetunes_flags_changed_meaning_is_still_done(chapte
     old["training"].pop("class_weight")  # the option came later still: not in old digests
     for later in ("label_smoothing", "mixup", "cutmix", "layer_decay"):  # and these later again
         old["training"].pop(later)
+    for later in ("drop_path", "start_size"):  # fine-tuning's own, later still
+        old.pop(later)
     old_digest = hashlib.sha256(json.dumps(
         {"config": old, "data": manifest_checksum(manifest),
          "depends_on": record.steps[STEP_EXTRACT].digest}, sort_keys=True).encode()).hexdigest()

@@ -8,6 +8,8 @@ step, a few seconds each.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 
 import keras
@@ -23,6 +25,7 @@ from pipeline.training.callbacks import TimeBudget
 from pipeline.workflows.chapter.choosing import CANDIDATES, keep_best
 from pipeline.workflows.chapter.plan import (
     ChapterConfig,
+    check_config,
     format_duration,
     make_plan,
     parse_duration,
@@ -71,6 +74,17 @@ def test_the_rule_of_thumb_tries_the_whole_base_with_the_measured_recipe(tmp_pat
         assert run_budget(chosen, make_plan(chosen, 2_000)) is None
     assert run_budget(ChapterConfig(preset="classic", budget=60), make_plan(
         ChapterConfig(preset="classic"), 2_000)) == 60
+
+
+def test_the_fine_tuning_steps_drop_paths_only_when_asked(tmp_path):
+    plain = ChapterConfig(data_dir=tmp_path)  # the rule of thumb's Lite1 and Lite0, whole base
+    plan = make_plan(plain, 800)
+    for step in (STEP_FINETUNE, STEP_FINETUNE_SECOND):
+        assert step_config(step, tmp_path, plain, plan).drop_path == 0  # tied on validation
+        dropping = ChapterConfig(data_dir=tmp_path, drop_path=0.1)
+        assert step_config(step, tmp_path, dropping, plan).drop_path == 0.1
+    with pytest.raises(PipelineError, match=r"`drop_path` 1\.5: give the last residual"):
+        check_config(ChapterConfig(data_dir=tmp_path, drop_path=1.5))
 
 
 def test_the_best_preset_measures_every_candidate_on_a_dataset_of_any_size(tmp_path):
@@ -176,3 +190,26 @@ def test_with_time_every_step_trains_and_the_best_on_validation_is_kept(syntheti
     result = run_chapter(config, verbose=0)
     assert all(step.skipped for step in result.steps)
     assert (parent / STEP_ENSEMBLE / "best.keras").stat().st_mtime_ns == before
+
+
+def test_a_finetune_step_without_drop_path_or_start_size_keeps_its_digest(synthetic_dataset,
+                                                                          tmp_path):
+    import hashlib
+
+    from pipeline.data.manifest import manifest_checksum, read_manifest
+    from pipeline.training.config import config_to_dict
+    from pipeline.workflows.chapter.steps import step_digest
+
+    manifest = read_manifest(synthetic_dataset)
+    config = ChapterConfig(preset="cpu-quick", data_dir=synthetic_dataset)
+    step = step_config(STEP_FINETUNE, tmp_path, config, make_plan(config, 32))
+    old = config_to_dict(step)  # as recorded before the two options existed
+    del old["drop_path"], old["start_size"]
+    for later in ("class_weight", "label_smoothing", "mixup", "cutmix", "layer_decay"):
+        old["training"].pop(later, None)
+    before = hashlib.sha256(json.dumps(
+        {"config": old, "data": manifest_checksum(manifest), "depends_on": STEP_EXTRACT},
+        sort_keys=True).encode()).hexdigest()
+    assert step_digest(step, manifest, STEP_EXTRACT) == before
+    dropping = dataclasses.replace(step, drop_path=0.1)
+    assert step_digest(dropping, manifest, STEP_EXTRACT) != before

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.data.defaults import DATA_ROOT, DEFAULT_DATA_DIR, DEFAULT_MODELS_DIR, DEFAULT_SEED
 from pipeline.data.sizes import check_image_size
 from pipeline.errors import PipelineError
+from pipeline.models.drop_path_options import NO_DROP_PATH, check_drop_path
 from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.system.paths import check_writable_folder
 from pipeline.training.mixing_options import NO_MIXING
@@ -77,6 +78,9 @@ class ChapterConfig:
     # Every training step's label smoothing; None: the whole-base recipe's for the rule of
     # thumb's fine-tuning (presets.WHOLE_BASE), none elsewhere.
     label_smoothing: float | None = None
+    # The fine-tuning steps' drop path (stochastic depth; 0: off, as measured for the
+    # whole-base recipe on Oxford 17: presets.WholeBaseRecipe).
+    drop_path: float = NO_DROP_PATH
     # Mixup and CutMix alphas (0: off) of the steps that train on images: the scratch steps,
     # and extract-augment and the fine-tuning steps with `views` 0 (the whole-base recipe's);
     # the steps on cached features or views train without.
@@ -187,6 +191,7 @@ def check_config(config: ChapterConfig) -> None:
                     class_weight=config.class_weight,
                     label_smoothing=config.label_smoothing or NO_SMOOTHING,
                     mixup=config.mixup, cutmix=config.cutmix).validate()
+    check_drop_path(config.drop_path)
 
 
 def will_prepare(config: ChapterConfig) -> bool:

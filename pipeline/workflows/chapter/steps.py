@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.models.drop_path_options import NO_DROP_PATH
 from pipeline.models.layer_decay_options import NO_LAYER_DECAY
 from pipeline.models.loss_options import NO_SMOOTHING
 from pipeline.models.schedules import ScheduleOptions
@@ -124,6 +125,7 @@ def _step_config(step: str, parent: Path, config: ChapterConfig, plan: Plan):
         warmup = recipe.warmup_epochs if training.epochs > recipe.warmup_epochs else 0.0
         extra["lr_schedule"] = ScheduleOptions(recipe.schedule, warmup)
         common["training"] = training
+    extra["drop_path"] = config.drop_path
     (source,) = DEPENDS_ON[step]  # the extract step it fine-tunes
     return FinetuneConfig(source_run=parent / source, unfreeze=plan.unfreeze,
                           features_dir=features_dir, **views, **extra, **common)
@@ -151,6 +153,9 @@ def step_digest(workflow_config: Any, manifest: dict, depends_on: str | None = N
             training.pop(added_later, None)  # the training before the option existed
     if training.get("layer_decay", NO_LAYER_DECAY) == NO_LAYER_DECAY:
         training.pop("layer_decay", None)
+    for field_name, off in (("start_size", None), ("drop_path", NO_DROP_PATH)):
+        if field_name in document["config"] and document["config"][field_name] == off:
+            document["config"].pop(field_name)  # the option off: as before it existed
     if legacy and isinstance(workflow_config, FinetuneConfig):
         document["config"].update(_old_finetune_fields(workflow_config))
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from pipeline.data.augment_options import DEFAULT_VIEWS, AugmentConfig
 from pipeline.data.defaults import DEFAULT_MODELS_DIR
+from pipeline.models.drop_path_options import NO_DROP_PATH
 from pipeline.models.schedules import ScheduleOptions
 from pipeline.training.options import TrainingDefaults, TrainingOptions
 
@@ -27,6 +28,8 @@ class FinetuneConfig:
     augmented views per training image (the frozen part's output on each computed once),
     0 augments on the fly through the full model every epoch (the exact path; slow).
     Without ``augment`` the unfrozen top trains on the frozen part's plain cached output.
+    ``drop_path`` above 0: stochastic depth in the residual blocks that train, the last at
+    that rate (``pipeline.models.drop_path``).
     ``training``'s learning rate and batch size left at None: ``TRAINING_DEFAULTS``.
     """
 
@@ -38,11 +41,13 @@ class FinetuneConfig:
     models_dir: Path = DEFAULT_MODELS_DIR
     run_name: str | None = None
     unfreeze: str = "top"  # top | all | N (last N base layers) | a layer name
+    drop_path: float = NO_DROP_PATH  # the last residual block's drop rate in training; 0: off
     augment: bool = True  # augmentation on (False: the plain cached top)
     views: int = DEFAULT_VIEWS  # with augment: cached augmented views per image; 0: on the fly
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     cache_top: bool = True  # train the unfrozen top on cached tensors (views or plain)
     lr_schedule: ScheduleOptions = field(default_factory=ScheduleOptions)  # rate over epochs
+    start_size: int | None = None  # progressive resizing: first half of the epochs at this size
     features_dir: Path | None = None  # None: <models_dir>/features
     recompute: bool = False
     training: TrainingOptions = field(default_factory=TrainingOptions)

@@ -21,18 +21,25 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from pipeline.cache.dataset_features import feature_cache
 from pipeline.cache.training_views import check_views, training_views, views_record
 from pipeline.data.dataset import load_split
 from pipeline.data.manifest import class_names, require_prepared
 from pipeline.errors import PipelineError
+from pipeline.layers.training_resize import TrainingResize
+from pipeline.models.drop_path import check_drop_path_trains
+from pipeline.models.drop_path_options import check_drop_path
 from pipeline.models.transfer import replace_augmentation, unfreeze
 from pipeline.runs.folder import FINETUNE, CachedTopRecord, Run, RunRecord
 from pipeline.training.config import config_to_dict, seed_everything, splits_present
 from pipeline.training.context import training_context
 from pipeline.training.loop import augmentation_layer, augmented_and_mixed
 from pipeline.training.mixing_options import check_mixing_placement, refuse_mixing
+from pipeline.training.progressive_resize import ProgressiveResize, training_resize_layer
+from pipeline.training.progressive_resize_options import check_start_size, resize_schedule
 from pipeline.training.skeleton import Callbacks, train_new_run
 from pipeline.workflows.finetune.cached_top import (
     cached_top_split,
@@ -76,6 +83,7 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto",
                             "give 1 or more layers, top or all")
     config.lr_schedule.validate(config.training.epochs)
     check_views(config.views)
+    check_drop_path(config.drop_path)
     if config.augment:
         config.augmentation.validate()
     if not trains_on_images(config):
@@ -85,6 +93,9 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto",
                       "augmented on the fly")
     check_mixing_placement(config.training,
                            config.augmentation.placement if config.augment else None)
+    if config.start_size is not None and not trains_on_images(config):
+        raise PipelineError("`start_size` (progressive resizing) needs the base to train on "
+                            "images: give `views` 0 with `augment`, or turn `cache_top` off")
     Run.check_name_free(config.models_dir, config.run_name)
     source = open_extract_run(config.source_run, config.data_dir)
     manifest = require_prepared(source.data_dir)
@@ -94,6 +105,7 @@ def run_finetune(config: FinetuneConfig, verbose: int | str = "auto",
             f"{source.record.class_names}; set `data_dir` to the dataset it was trained on"
         )
     splits = splits_present(manifest, source.data_dir)
+    check_start_size(config.start_size, source.record.image_size, source.base.min_image_size)
     with training_context(config.training, trains_base=True) as policy:  # auto: see precision
         return _finetune(config, source, manifest, splits, policy, verbose, callbacks)
 
@@ -157,10 +169,18 @@ def _finetune(config: FinetuneConfig, source: ExtractSource, manifest: dict, spl
 def _model(config: FinetuneConfig, source: ExtractSource, policy: str, *,
            augment: bool) -> tuple[keras.Model, list[str]]:
     """The extract run's best model under ``policy``, augmentation in front with ``augment``
-    (none otherwise), the base thawed as ``config.unfreeze`` says; the trainable layers."""
+    (none otherwise), the base thawed as ``config.unfreeze`` says, its residual blocks
+    dropping paths up to ``config.drop_path`` (refused where none trains); the trainable
+    layers."""
     augmentation = _augmentation(config, source) if augment else None
-    model = replace_augmentation(load_image_model(source), augmentation, policy)
-    return model, unfreeze(model, source.base, config.unfreeze)
+    if config.start_size is not None:  # the training-only resize goes with the augmentation
+        augmentation = keras.Sequential(
+            [*(augmentation.layers if augmentation is not None else []), TrainingResize()])
+    model = replace_augmentation(load_image_model(source), augmentation, policy,
+                                 drop_path=config.drop_path)
+    trainable = unfreeze(model, source.base, config.unfreeze)
+    check_drop_path_trains(model, config.drop_path, source.base.name, config.unfreeze)
+    return model, trainable
 
 
 def _augmentation(config: FinetuneConfig, source: ExtractSource) -> keras.Layer | None:
@@ -187,6 +207,8 @@ def _train_full(
         augmentation = _augmentation(config, source) if config.augment else None
         train_batches = augmented_and_mixed(train_batches, augmentation, options,
                                             train.num_classes, verbose)
+    if config.start_size is not None:
+        callbacks = (*callbacks, _progressive_resize(config, source, model, verbose))
     return train_new_run(
         model, record, train_batches, evaluation, models_dir=config.models_dir,
         run_name=config.run_name, options=options, schedule=config.lr_schedule,
@@ -194,3 +216,26 @@ def _train_full(
         verbose=verbose,
     )
 
+
+def _progressive_resize(config: FinetuneConfig, source: ExtractSource, model: keras.Model,
+                        verbose) -> ProgressiveResize:
+    """The callback that trains the first half of the epochs at ``config.start_size``; checks
+    first, on one image, that the model's head takes the smaller feature map."""
+    layer = training_resize_layer(model)
+    assert layer is not None, "the model was built without its TrainingResize layer"
+    size, start = source.record.image_size, int(config.start_size or 0)
+    layer.size = start
+    try:
+        model(np.zeros((1, size, size, 3), "float32"), training=True)
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+        raise PipelineError(
+            f"`start_size` {start}: this run's head needs the {size} px feature map "
+            f"({str(error).splitlines()[0][:120]}); progressive resizing needs a pooling head "
+            "such as gap, or leave `start_size` out") from None
+    finally:
+        layer.size = None
+    schedule = resize_schedule(start, size, config.training.epochs)
+    if verbose:
+        print(f"progressive resizing: epochs 1-{schedule.count(start)} at {start} px, "
+              f"the rest at {size} px")
+    return ProgressiveResize(layer, schedule, size)
