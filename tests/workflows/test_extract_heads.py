@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from pipeline.evaluation.evaluate import evaluate_run
 from pipeline.layers.netvlad import NetVLAD
 from pipeline.models.heads import HeadOptions, build_head, initialise_head
 from pipeline.models.saving import load_model
+from pipeline.runs.folder import Run
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
@@ -26,6 +29,26 @@ def config(data_dir, tmp_path, **changes) -> ExtractConfig:
     return ExtractConfig(**{**options, **changes})
 
 
+def shared_features(run: Run) -> Path:
+    """The ``features_dir`` of ``config``'s extract ``run`` (``<dir>/models/<run>``)."""
+    return run.path.parents[2] / "shared-features"
+
+
+@pytest.fixture(scope="module")
+def extracted(synthetic_dataset, tmp_path_factory):
+    """``extracted(**changes)``: the extract run of ``config(**changes)``, trained once per
+    module (a finetune test continues the very run an extract test looked at)."""
+    workspace, runs = tmp_path_factory.mktemp("heads") / "runs", {}
+
+    def run(**changes) -> Run:
+        key = repr(sorted(changes.items()))
+        if key not in runs:
+            runs[key] = run_extract(config(synthetic_dataset, workspace, **changes), verbose=0)
+        return runs[key]
+
+    return run
+
+
 def test_netvlad_head_starts_from_kmeans_centres_of_the_features():
     rng = np.random.default_rng(0)
     centres = np.array([[10.0, 0, 0], [0, 10.0, 0], [0, 0, 10.0], [-10.0, 0, 0]])
@@ -39,9 +62,8 @@ def test_netvlad_head_starts_from_kmeans_centres_of_the_features():
 
 
 @pytest.mark.parametrize(("head", "layer_type"), [("netvlad", NetVLAD), ("local", None)])
-def test_fast_extract_with_a_custom_head_saves_a_model_on_images(
-        head, layer_type, synthetic_dataset, tmp_path):
-    run = run_extract(config(synthetic_dataset, tmp_path, head=head), verbose=0)
+def test_fast_extract_with_a_custom_head_saves_a_model_on_images(head, layer_type, extracted):
+    run = extracted(head=head)
     assert run.record().config["head"] == head
     model = load_model(run.file("best.keras"))
     layer = model.get_layer(f"head_{head}")
@@ -52,9 +74,8 @@ def test_fast_extract_with_a_custom_head_saves_a_model_on_images(
     assert set(run.read_metrics()) == {"validation", "test"}
 
 
-def test_spp_head_trains_on_several_image_sizes(synthetic_dataset, tmp_path):
-    run = run_extract(config(synthetic_dataset, tmp_path, head="spp", multi_size=(48, 64)),
-                      verbose=0)
+def test_spp_head_trains_on_several_image_sizes(extracted):
+    run = extracted(head="spp", multi_size=(48, 64))
     record = run.record()
     assert record.status == "completed" and record.config["multi_size"] == [48, 64]
     model = load_model(run.file("final.keras"))
@@ -75,11 +96,11 @@ def test_multi_size_needs_a_head_that_pools_any_size(synthetic_dataset, tmp_path
 
 
 @pytest.mark.parametrize("changes", [{"head": "netvlad"}, {"head": "spp", "multi_size": (48, 64)}])
-def test_finetune_continues_from_custom_head_runs(changes, synthetic_dataset, tmp_path):
-    source = run_extract(config(synthetic_dataset, tmp_path, **changes), verbose=0)
+def test_finetune_continues_from_custom_head_runs(changes, extracted, tmp_path):
+    source = extracted(**changes)
     run = run_finetune(FinetuneConfig(source_run=source.path, models_dir=tmp_path / "models",
                                       training=TrainingOptions(epochs=1, batch_size=8),
-                                      features_dir=tmp_path.parent / "shared-features"),
+                                      features_dir=shared_features(source)),
                        verbose=0)
     record = run.record()
     assert record.status == "completed" and record.parent_run == str(source.path)

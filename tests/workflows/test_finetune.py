@@ -17,7 +17,6 @@ from pipeline.models.transfer import build_transfer_model, replace_augmentation,
 from pipeline.models.weights import WeightsChoice
 from pipeline.runs.folder import Run, RunRecord
 from pipeline.training.options import TrainingOptions
-from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.finetune.cached_top import cached_top_split
 from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
 
@@ -26,17 +25,14 @@ BLOCK5_AND_HEAD = ["block5_conv1", "block5_conv2", "block5_conv3", "head_dense",
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return tmp_path_factory.mktemp("finetune")
+def workspace(vgg16_workspace):
+    return vgg16_workspace
 
 
 @pytest.fixture(scope="module")
-def extract_run(synthetic_dataset, workspace) -> Run:
-    return run_extract(ExtractConfig(
-        data_dir=synthetic_dataset, models_dir=workspace / "models", weights="none",
-        image_size=SIZE, head_options=HeadOptions(dense=16),
-        training=TrainingOptions(epochs=1, batch_size=8),
-    ), verbose=0)
+def extract_run(vgg16_extract_run) -> Run:
+    """The session's VGG16 extract run (tests/workflows/conftest.py)."""
+    return vgg16_extract_run
 
 
 @pytest.fixture(scope="module")

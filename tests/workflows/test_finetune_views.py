@@ -13,6 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.models.heads import HeadOptions
 from pipeline.models.saving import load_model
 from pipeline.models.schedules import ScheduleOptions
+from pipeline.runs.folder import Run
 from pipeline.training.options import TrainingOptions
 from pipeline.workflows.extract.workflow import ExtractConfig, run_extract
 from pipeline.workflows.finetune.workflow import FinetuneConfig, run_finetune
@@ -21,17 +22,14 @@ SIZE = 48
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return tmp_path_factory.mktemp("views")
+def workspace(vgg16_workspace):
+    return vgg16_workspace
 
 
 @pytest.fixture(scope="module")
-def extract_run(synthetic_dataset, workspace):
-    return run_extract(ExtractConfig(
-        data_dir=synthetic_dataset, models_dir=workspace / "models", weights="none",
-        image_size=SIZE, head_options=HeadOptions(dense=16),
-        training=TrainingOptions(epochs=1, batch_size=8),
-    ), verbose=0)
+def extract_run(vgg16_extract_run) -> Run:
+    """The session's VGG16 extract run (tests/workflows/conftest.py)."""
+    return vgg16_extract_run
 
 
 def finetune(extract_run, workspace, views, **changes):
